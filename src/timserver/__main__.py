@@ -1,0 +1,3 @@
+from timserver.cli import main
+
+main()

@@ -1,0 +1,19 @@
+"""Where timserver keeps its data when not told otherwise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """``$TIMSERVER_HOME``, else ``$XDG_DATA_HOME/timserver`` (``~/.local/share/timserver``)."""
+    if os.environ.get("TIMSERVER_HOME"):
+        return Path(os.environ["TIMSERVER_HOME"])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "timserver"
+
+
+def default_db() -> str:
+    """``$TIMSERVER_DB``, else a SQLite file in the data folder."""
+    return os.environ.get("TIMSERVER_DB") or f"sqlite:///{data_dir() / 'timserver.db'}"

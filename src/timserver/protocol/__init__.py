@@ -1,0 +1,1 @@
+"""The Tencent contract in one place: commands, messages, validation, error codes."""

@@ -1,0 +1,126 @@
+"""Request and response bodies of the REST commands, as typed structs.
+
+Field names, nesting and the order of keys in answers follow Tencent's documented samples
+(spec §4) byte for byte. Three markers tell the request validator (``validate.py``) how
+Tencent treats a field; they also document the field in the OpenAPI schema:
+
+* ``UserIDField``: a UserID; a JSON number here is refused with 60015, any other non-string
+  with 70402. Whether the string is a *valid* UserID is an account rule (``service``).
+* ``PerItemStr``: a string checked per item inside a batch: a bad value fails that item only.
+* plain ``str``: must be a string, or the call fails with 70402.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+USERID_DOC = ("A UserID: a non-empty string of at most 32 bytes in UTF-8, no control "
+              "characters; case-sensitive.")
+PROFILE_DOC = "Optional profile field, a string of at most 500 bytes."
+
+UserIDField = Annotated[str, Meta(description=USERID_DOC, extra={"tim": "userid"})]
+PerItemStr = Annotated[str, Meta(description=PROFILE_DOC, extra={"tim": "per_item"})]
+ProfileStr = Annotated[str, Meta(description=PROFILE_DOC)]
+
+
+class Envelope(Struct, kw_only=True):
+    """The three fields every answer carries (spec §1.4)."""
+
+    ActionStatus: str = "OK"
+    ErrorInfo: str = ""
+    ErrorCode: int = 0
+
+
+class ErrorResponse(Struct):
+    ActionStatus: str
+    ErrorInfo: str
+    ErrorCode: int
+
+
+# --- account_import / kick: one account --------------------------------------------------------
+
+
+class AccountImportRequest(Struct, kw_only=True):
+    UserID: Annotated[UserIDField, Meta(extra={"tim": "userid", "alias": "Identifier"})]
+    Nick: ProfileStr | UnsetType = UNSET
+    FaceUrl: ProfileStr | UnsetType = UNSET
+
+
+class KickRequest(Struct, kw_only=True):
+    UserID: Annotated[UserIDField, Meta(extra={"tim": "userid", "alias": "Identifier"})]
+
+
+# --- multiaccount_import ----------------------------------------------------------------------
+
+
+class AccountListItem(Struct, kw_only=True):
+    UserID: UserIDField
+    Nick: PerItemStr | UnsetType = UNSET
+    FaceUrl: PerItemStr | UnsetType = UNSET
+
+
+class MultiAccountImportRequest(Struct, kw_only=True):
+    """Exactly one of ``Accounts`` (old format) and ``AccountList`` (2024 format)."""
+
+    Accounts: list[UserIDField] | UnsetType = UNSET
+    AccountList: list[AccountListItem] | UnsetType = UNSET
+
+
+class MultiAccountImportResponse(Struct, kw_only=True):
+    ActionStatus: str = "OK"
+    ErrorCode: int = 0
+    ErrorInfo: str = ""
+    FailAccounts: list[str]
+
+
+# --- account_delete / account_check -----------------------------------------------------------
+
+
+class UserRef(Struct, kw_only=True):
+    UserID: UserIDField
+
+
+class AccountDeleteRequest(Struct, kw_only=True):
+    DeleteItem: list[UserRef]
+
+
+class DeleteResultItem(Struct, kw_only=True):
+    ResultCode: int
+    ResultInfo: str
+    UserID: str
+
+
+class AccountDeleteResponse(Struct, kw_only=True):
+    ActionStatus: str = "OK"
+    ErrorCode: int = 0
+    ErrorInfo: str = ""
+    ResultItem: list[DeleteResultItem]
+
+
+class AccountCheckRequest(Struct, kw_only=True):
+    CheckItem: list[UserRef]
+
+
+class CheckResultItem(Struct, kw_only=True):
+    UserID: str
+    ResultCode: int
+    ResultInfo: str
+    AccountStatus: Annotated[str, Meta(extra_json_schema={"enum": ["Imported", "NotImported"]})]
+
+
+class AccountCheckResponse(Struct, kw_only=True):
+    ActionStatus: str = "OK"
+    ErrorCode: int = 0
+    ErrorInfo: str = ""
+    ResultItem: list[CheckResultItem]
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: Any) -> bytes:
+    """Compact JSON, keys in declaration order, non-ASCII as UTF-8 (as Tencent answers)."""
+    return _encoder.encode(message)

@@ -1,0 +1,1 @@
+"""The wire: HTTP, the order of checks, the envelope, the OpenAPI document."""

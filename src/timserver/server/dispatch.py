@@ -1,0 +1,204 @@
+"""One /v4 call, checked in the order of spec §9.1: first failure wins.
+
+    method → command → sdkappid → identifier/usersig → random/contenttype → UserSig → admin
+           → rate limit → body → handler (under a deadline)
+
+``Dispatcher.dispatch`` is that order, top to bottom. It returns the JSON bytes to send; the
+ASGI layer (``asgi.py``) only moves bytes and headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import msgspec
+
+from .. import usersig
+from ..protocol import messages
+from ..protocol.commands import BY_PATH, Command
+from ..protocol.errors import TimError
+from ..service.accounts import AccountService
+from ..service.apps import AppDirectory, rate_for
+from ..service.clock import Clock
+from ..service.ratelimit import SlidingWindowLimiter
+from ..storage import App, Storage, StorageError
+
+log = logging.getLogger("timserver.dispatch")
+
+MAX_BODY_BYTES = 1024 * 1024  # spec §9.1 step 9
+MAX_UINT32 = 4294967295
+_json_decoder = msgspec.json.Decoder()
+
+BodyReader = Callable[[int], Awaitable[bytes]]
+
+
+@dataclass
+class CallInfo:
+    """What the access log and the journal learn about one call (never the UserSig)."""
+
+    command: str | None = None
+    sdkappid: int | None = None
+    identifier: str | None = None
+    code: int = 0
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """Query parameters, names and values case-sensitive; the first occurrence wins.
+
+    Percent-escapes are decoded but ``+`` stays ``+`` (clients build these URLs by string
+    formatting; a UserSig never contains ``+``). Bytes that are not UTF-8 survive as surrogate
+    escapes, so they can never equal a real identifier or digit string.
+    """
+    params: dict[str, str] = {}
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        key = unquote_to_bytes(name).decode("utf-8", "surrogateescape")
+        if key not in params:
+            params[key] = unquote_to_bytes(value).decode("utf-8", "surrogateescape")
+    return params
+
+
+def _is_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+class Dispatcher:
+    def __init__(self, storage: Storage, clock: Clock | None = None, *,
+                 deadline: float = 3.0, body_timeout: float = 10.0) -> None:
+        self.storage = storage
+        self.clock = clock or Clock()
+        self.apps = AppDirectory(storage)
+        self.accounts = AccountService(storage, self.clock)
+        self.limiter = SlidingWindowLimiter()
+        self.deadline = deadline
+        self.body_timeout = body_timeout
+
+    async def dispatch(self, method: str, service: str | None, command: str | None,
+                       query: bytes, read_body: BodyReader, info: CallInfo) -> bytes:
+        """The answer to one call, as JSON bytes; never raises."""
+        try:
+            return await self._dispatch(method, service, command, query, read_body, info)
+        except TimError as err:
+            info.code = err.code
+            return messages.encode(messages.ErrorResponse("FAIL", err.info, err.code))
+        except Exception:
+            log.exception("internal error in %s", info.command or "request")
+            info.code = 70500
+            return messages.encode(messages.ErrorResponse(
+                "FAIL", "Internal server error: retry.", 70500))
+
+    async def _dispatch(self, method: str, service: str | None, command: str | None,
+                        query: bytes, read_body: BodyReader, info: CallInfo) -> bytes:
+        # 1. POST (or a GET carrying the body, as some clients send).
+        if method not in ("POST", "GET"):
+            raise TimError(60008, f"Malformed HTTP request: method {method} is not supported; "
+                                  "call the REST API with POST.")
+        # 2. The command.
+        cmd = BY_PATH.get((service or "", command or ""))
+        if cmd is None:
+            raise TimError(60009, "Requested resource error: no such servicename/command "
+                                  f"({service}/{command}); check the request URL.")
+        info.command = cmd.name
+        params = parse_query(query)
+        # 3. The app.
+        app = await self._app(params.get("sdkappid", ""), info)
+        # 4. Who calls.
+        identifier, sig = params.get("identifier", ""), params.get("usersig")
+        if not identifier or sig is None:
+            missing = "identifier" if not identifier else "usersig"
+            raise TimError(60004, f"The {missing} query parameter is missing or empty: set "
+                                  "identifier to an app admin and usersig to its UserSig.")
+        info.identifier = identifier
+        if sig == "":
+            raise TimError(70002, "The usersig query parameter is empty: pass the admin's "
+                                  "UserSig.")
+        # 5. random and contenttype.
+        random = params.get("random")
+        if random is None or not _is_digits(random) or int(random) > MAX_UINT32:
+            raise TimError(60002, "HTTP parse error: random must be a decimal integer from 0 to "
+                                  "4294967295.")
+        if params.get("contenttype") != "json":
+            raise TimError(60002, "HTTP parse error: contenttype must be exactly json.")
+        # 6. The UserSig.
+        try:
+            doc = usersig.verify(sig, sdkappid=app.sdkappid, identifier=identifier, key=app.key,
+                                 now=int(self.clock.now()))
+            usersig.check_not_kicked(doc, await self.storage.kicked_at(app.sdkappid, identifier))
+        except usersig.SigError as err:
+            raise TimError(err.code, err.reason) from None
+        # 7. Admins only.
+        if identifier not in app.admins:
+            raise TimError(70403, f"Request failed: {identifier!r} is not an admin of app "
+                                  f"{app.sdkappid}; set identifier to an app admin.")
+        # 8. Rate limit.
+        if not self.limiter.try_acquire((app.sdkappid, cmd.name), rate_for(app, cmd.name)):
+            raise TimError(60007, f"REST API call frequency over the limit: {cmd.name} accepts "
+                                  f"{rate_for(app, cmd.name)} calls per second for this app; "
+                                  "slow down and retry.")
+        # 9. The body.
+        request = cmd.parse(self._decode(await self._read(read_body)))
+        return await self._serve(cmd, app, request)
+
+    async def _app(self, raw: str, info: CallInfo) -> App:
+        if raw == "":
+            raise TimError(60012, "The REST API call must carry an SDKAppID: add sdkappid to "
+                                  "the URL.")
+        app = None
+        if _is_digits(raw) and int(raw) <= MAX_UINT32:
+            try:
+                app = await self.apps.get(int(raw))
+            except StorageError:
+                log.exception("cannot read the app")
+                raise TimError(70500, "Internal server error (the database is unreachable); "
+                                      "retry.") from None
+        if app is None:
+            raise TimError(60006, f"SDKAppID {raw!r} is invalid: no such app on this server.")
+        info.sdkappid = app.sdkappid
+        return app
+
+    async def _read(self, read_body: BodyReader) -> bytes:
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await read_body(MAX_BODY_BYTES)
+        except TimeoutError:
+            raise TimError(60008, "Service timeout: the request body did not arrive in "
+                                  f"{self.body_timeout:g} s.") from None
+
+    @staticmethod
+    def _decode(body: bytes) -> Any:
+        if not body:
+            raise TimError(60003, "The request body is empty: send a JSON object (at least {}).")
+        try:
+            return _json_decoder.decode(body)
+        except msgspec.DecodeError as err:
+            raise TimError(60003, f"The request body is not valid JSON ({err}); send a UTF-8 "
+                                  "JSON object.") from None
+        except RecursionError:
+            raise TimError(60003, "The request body is nested too deeply to parse.") from None
+
+    async def _serve(self, cmd: Command, app: App, request: Any) -> bytes:
+        handler = getattr(self.accounts, cmd.handler)
+        try:
+            async with asyncio.timeout(self.deadline):
+                response = await handler(app, request)
+        except TimeoutError:
+            raise TimError(70169, f"Server timeout: {cmd.name} could not be served within "
+                                  f"{self.deadline:g} s; retry.") from None
+        except StorageError:
+            log.exception("storage failed during %s", cmd.name)
+            raise TimError(70500, "Internal server error: the database failed and nothing of "
+                                  "this call was applied; retry.") from None
+        return messages.encode(response)
+
+
+class BodyTooLarge(TimError):
+    def __init__(self) -> None:
+        super().__init__(60008, f"Malformed HTTP request: the body is larger than "
+                                f"{MAX_BODY_BYTES} bytes.")

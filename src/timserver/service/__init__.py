@@ -1,0 +1,1 @@
+"""Account rules, knowing nothing of HTTP: apps, accounts, rate limits, the clock."""

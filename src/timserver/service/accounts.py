@@ -1,0 +1,132 @@
+"""Account rules: the five ``im_open_login_svc`` commands (spec §4, §9.2–9.4, §9.6).
+
+Each handler takes the app (already authenticated by the wire layer) and the command's request
+struct, and returns the response struct; failures of the whole call raise ``TimError``.
+Nothing here knows HTTP; storage is reached only through its interface.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol import messages as m
+from ..protocol.errors import ACCOUNT_NOT_EXIST_INFO, TimError
+from ..storage import AccountWrite, App, Storage
+from .apps import max_accounts
+from .clock import Clock
+from .rules import profile_problem, userid_problem
+
+def _opt(value: Any) -> str | None:
+    return None if value is m.UNSET else value
+
+
+class AccountService:
+    def __init__(self, storage: Storage, clock: Clock) -> None:
+        self.storage = storage
+        self.clock = clock
+
+    @staticmethod
+    def _cap(app: App) -> int | None:
+        return max_accounts(app)
+
+    # --- account_import -----------------------------------------------------------------------
+    async def account_import(self, app: App, req: m.AccountImportRequest) -> m.Envelope:
+        problem = userid_problem(req.UserID)
+        if problem:
+            raise TimError(70402, f"Invalid parameters: UserID {req.UserID!r} is invalid: {problem}.")
+        for name in ("Nick", "FaceUrl"):
+            problem = profile_problem(name, getattr(req, name))
+            if problem:
+                raise TimError(40601, f"{problem}.")
+        write = AccountWrite(req.UserID, _opt(req.Nick), _opt(req.FaceUrl))
+        (applied,) = await self.storage.import_accounts(app.sdkappid, [write], self._cap(app))
+        if not applied:
+            raise TimError(70398, "Number of accounts over the limit: a trial app holds at most "
+                                  f"{self._cap(app)} accounts; delete some or upgrade the edition.")
+        return m.Envelope()
+
+    # --- multiaccount_import ------------------------------------------------------------------
+    async def multiaccount_import(self, app: App,
+                                  req: m.MultiAccountImportRequest) -> m.MultiAccountImportResponse:
+        failed: dict[str, None] = {}  # ordered set: each failed UserID once, first failure first
+        writes: list[AccountWrite] = []
+        if req.Accounts is not m.UNSET:
+            for uid in req.Accounts:  # old format: never touches profile fields
+                if userid_problem(uid):
+                    failed[uid] = None
+                else:
+                    writes.append(AccountWrite(uid))
+        else:
+            for item in req.AccountList:
+                if (userid_problem(item.UserID) or profile_problem("Nick", item.Nick)
+                        or profile_problem("FaceUrl", item.FaceUrl)):
+                    failed[item.UserID] = None
+                else:
+                    writes.append(AccountWrite(item.UserID, _opt(item.Nick), _opt(item.FaceUrl)))
+        if writes:
+            applied = await self.storage.import_accounts(app.sdkappid, writes, self._cap(app))
+            for write, ok in zip(writes, applied, strict=True):
+                if not ok:
+                    failed[write.user_id] = None
+        return m.MultiAccountImportResponse(FailAccounts=list(failed))
+
+    # --- account_delete -----------------------------------------------------------------------
+    async def account_delete(self, app: App,
+                             req: m.AccountDeleteRequest) -> m.AccountDeleteResponse:
+        if app.edition == "pro":
+            raise TimError(71000, "Account deletion failed: this app is on the pro edition, and "
+                                  "only trial (or developer) apps can delete accounts; use kick "
+                                  "to deactivate an account instead.")
+        ids = [item.UserID for item in req.DeleteItem]
+        results: list[m.DeleteResultItem | None] = []
+        to_delete: list[str] = []
+        admins = set(app.admins)
+        for uid in ids:
+            problem = userid_problem(uid)
+            if problem:
+                results.append(m.DeleteResultItem(
+                    ResultCode=70402, ResultInfo=f"UserID is invalid: {problem}.", UserID=uid))
+            elif uid in admins:
+                results.append(m.DeleteResultItem(
+                    ResultCode=70402, ResultInfo="This UserID is an app admin; admin accounts "
+                                                 "cannot be deleted.", UserID=uid))
+            else:
+                results.append(None)
+                to_delete.append(uid)
+        deleted = iter(await self.storage.delete_accounts(app.sdkappid, to_delete))
+        items = [r if r is not None else
+                 (m.DeleteResultItem(ResultCode=0, ResultInfo="", UserID=uid) if next(deleted)
+                  else m.DeleteResultItem(ResultCode=70107, ResultInfo=ACCOUNT_NOT_EXIST_INFO,
+                                          UserID=uid))
+                 for uid, r in zip(ids, results, strict=True)]
+        return m.AccountDeleteResponse(ResultItem=items)
+
+    # --- account_check ------------------------------------------------------------------------
+    async def account_check(self, app: App, req: m.AccountCheckRequest) -> m.AccountCheckResponse:
+        ids = [item.UserID for item in req.CheckItem]
+        valid = [uid for uid in ids if not userid_problem(uid)]
+        imported = await self.storage.existing(app.sdkappid, valid)
+        items = []
+        for uid in ids:
+            if uid in imported:
+                items.append(m.CheckResultItem(UserID=uid, ResultCode=0, ResultInfo="",
+                                               AccountStatus="Imported"))
+                continue
+            problem = userid_problem(uid)
+            items.append(m.CheckResultItem(
+                UserID=uid, ResultCode=70402 if problem else 0,
+                ResultInfo=f"UserID is invalid: {problem}." if problem else "",
+                AccountStatus="NotImported"))
+        return m.AccountCheckResponse(ResultItem=items)
+
+    # --- kick ---------------------------------------------------------------------------------
+    async def kick(self, app: App, req: m.KickRequest) -> m.Envelope:
+        problem = userid_problem(req.UserID)
+        if problem:
+            raise TimError(70402, f"Invalid parameters: UserID {req.UserID!r} is invalid: {problem}.")
+        # TLS.time has whole seconds: every sig signed in this second or before is refused.
+        if not await self.storage.kick(app.sdkappid, req.UserID, int(self.clock.now())):
+            raise TimError(70107, f"The UserID {req.UserID!r} does not exist in this app: "
+                                  "import it before kicking it.")
+        return m.Envelope()
+

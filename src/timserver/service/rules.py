@@ -1,0 +1,36 @@
+"""What makes a UserID and a profile field valid (spec §9.2)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from msgspec import UNSET
+
+MAX_USERID_BYTES = 32
+MAX_PROFILE_BYTES = 500
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def userid_problem(user_id: str) -> str | None:
+    """Why ``user_id`` is not a valid UserID (spec §9.2), or None when it is valid."""
+    if not user_id:
+        return "it is empty"
+    size = len(user_id.encode("utf-8"))
+    if size > MAX_USERID_BYTES:
+        return f"it is {size} bytes long in UTF-8; at most {MAX_USERID_BYTES} are allowed"
+    if _CONTROL.search(user_id):
+        return "it contains a control character"
+    return None
+
+
+def profile_problem(name: str, value: Any) -> str | None:
+    """Why a Nick/FaceUrl value cannot be stored, or None (UNSET means absent: fine)."""
+    if value is UNSET:
+        return None
+    if type(value) is not str:
+        return f"{name} must be a string"
+    size = len(value.encode("utf-8"))
+    if size > MAX_PROFILE_BYTES:
+        return f"{name} is {size} bytes long; at most {MAX_PROFILE_BYTES} are allowed"
+    return None

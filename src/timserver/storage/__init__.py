@@ -1,0 +1,17 @@
+"""Storage backends behind one interface (``base.Storage``), chosen by database URL."""
+
+from __future__ import annotations
+
+from .base import Account, AccountWrite, App, AppExists, Storage, StorageError
+
+__all__ = ["Account", "AccountWrite", "App", "AppExists", "Storage", "StorageError",
+           "make_storage"]
+
+
+def make_storage(url: str) -> Storage:
+    """A storage for ``url``: ``sqlite:///PATH`` (PostgreSQL comes in a later version)."""
+    if url.startswith("sqlite:///"):
+        from .sqlite import SQLiteStorage
+
+        return SQLiteStorage(url)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH")
