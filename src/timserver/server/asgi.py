@@ -39,7 +39,7 @@ class Settings:
     clock_offset: float = 0.0
 
 
-def _body_reader(request: Request):  # noqa: ANN202 - a closure over the request stream
+def _body_reader(request: Request):
     async def read(limit: int) -> bytes:
         declared = request.headers.get("content-length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > limit:

@@ -16,6 +16,7 @@ from .apps import max_accounts
 from .clock import Clock
 from .rules import profile_problem, userid_problem
 
+
 def _opt(value: Any) -> str | None:
     return None if value is m.UNSET else value
 

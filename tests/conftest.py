@@ -1,0 +1,65 @@
+"""Shared fixtures: a database, apps, an in-process client and a real server on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support import SDKAPPID, Api, LiveServer, make_app
+
+from timserver.server.asgi import Settings, create_app
+from timserver.storage import App, make_storage
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'timserver.db'}"
+
+
+@pytest.fixture
+async def storage(db_url: str) -> AsyncIterator[Any]:
+    st = make_storage(db_url)
+    await st.open()
+    yield st
+    await st.close()
+
+
+@pytest.fixture
+async def server_app(db_url: str) -> AsyncIterator[Any]:
+    """The ASGI app with its lifespan entered (storage open)."""
+    asgi = create_app(Settings(db=db_url))
+    async with asgi.router.lifespan_context(asgi):
+        yield asgi
+
+
+@pytest.fixture
+async def client(server_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=server_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://timserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def app(server_app: Any) -> App:
+    return await make_app(server_app, sdkappid=SDKAPPID)
+
+
+@pytest.fixture
+async def api(client: httpx.AsyncClient, app: App) -> Api:
+    return Api(client, app)
+
+
+@pytest.fixture
+def live_db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'live.db'}"
+
+
+@pytest.fixture
+def live(live_db: str) -> Iterator[LiveServer]:
+    server = LiveServer(live_db)
+    yield server
+    server.stop()
+

@@ -1,0 +1,133 @@
+"""Helpers shared by the tests: signing, query strings, an API caller, a live server."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from timserver import usersig
+from timserver.service import apps as app_rules
+from timserver.storage import App
+
+KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
+SDKAPPID = 1400000000
+ADMIN = "administrator"
+
+
+def uid(prefix: str = "u") -> str:
+    """A fresh UserID (≤ 32 bytes)."""
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+def sign(app: App, identifier: str | None = None, expire: int = 86400,
+         now: int | None = None) -> str:
+    return usersig.generate(app.sdkappid, app.key, identifier or app.admins[0], expire,
+                            now=int(time.time()) if now is None else now)
+
+
+def query(app: App, identifier: str | None = None, sig: str | None = None,
+          **overrides: Any) -> dict[str, Any]:
+    identifier = identifier or app.admins[0]
+    params: dict[str, Any] = {
+        "sdkappid": str(app.sdkappid), "identifier": identifier,
+        "usersig": sig if sig is not None else sign(app, identifier),
+        "random": str(random.randrange(2**32)), "contenttype": "json",
+    }
+    for name, value in overrides.items():
+        if value is None:
+            params.pop(name, None)
+        else:
+            params[name] = value
+    return params
+
+
+class Api:
+    """Calls /v4 commands as an app's admin, over whichever httpx client it is given."""
+
+    def __init__(self, client: httpx.AsyncClient | httpx.Client, app: App) -> None:
+        self.client = client
+        self.app = app
+
+    def url(self, command: str, service: str = "im_open_login_svc") -> str:
+        return f"/v4/{service}/{command}"
+
+    async def call(self, command: str, body: Any, **q: Any) -> dict[str, Any]:
+        content = body if isinstance(body, bytes) else httpx.Request(
+            "POST", "/", json=body).content
+        resp = await self.client.post(self.url(command), params=query(self.app, **q),
+                                      content=content)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+
+async def make_app(server_app: Any, edition: str = "developer", admins: tuple[str, ...] = (ADMIN,),
+                   sdkappid: int | None = None, unlimited: bool = True) -> App:
+    st = server_app.state.storage
+    app = await app_rules.create_app(st, sdkappid=sdkappid, admins=admins, edition=edition)
+    if unlimited:
+        for name in ("account_import", "multiaccount_import", "account_delete",
+                     "account_check", "kick"):
+            app = await st.update_app(app.sdkappid, limit=(name, 0))
+    return app
+
+
+# --- a real server on a loopback port ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args: str, db: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "timserver", *args]
+    if db:
+        cmd += ["--db", db]
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60)
+
+
+class LiveServer:
+    def __init__(self, db: str, *extra: str) -> None:
+        self.db = db
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "timserver", "serve", "--port", str(self.port), "--db", db,
+             "--log-level", "warning", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return out
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
