@@ -105,7 +105,7 @@ def test_usersig_explain_valid_and_invalid() -> None:
     ok = cli("usersig", "explain", sig, "--sdkappid", "1400000000", "--key", KEY,
              "--identifier", "xiaojun")
     assert "Identifier: xiaojun" in ok.stdout and "SDKAppID:   1400000000" in ok.stdout
-    assert "Valid:      yes" in ok.stdout and "in 23 h" in ok.stdout
+    assert "Valid:      yes" in ok.stdout and re.search(r"in 2[34] h", ok.stdout)
     wrong_key = cli("usersig", "explain", sig, "--key", "other", check=False)
     assert wrong_key.returncode == 1 and "70009" in wrong_key.stdout
     wrong_id = cli("usersig", "explain", sig, "--identifier", "bob", check=False)
