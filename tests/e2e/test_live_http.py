@@ -142,3 +142,38 @@ def test_slow_and_broken_clients_get_answers_not_hangs(env) -> None:
         assert s.recv(4096).startswith(b"HTTP/1.1 400")
     r = httpx.post(url(server, app), content=b'{"CheckItem":[{"UserID":"administrator"}]}')
     assert r.json()["ErrorCode"] == 0
+
+
+def test_workers_share_the_rate_limit(live_db: str) -> None:
+    app = create_app(live_db, "--sdkappid", "1400000126")
+    cli("app", "set-limit", "1400000126", "account_check", "30", db=live_db)
+    server = LiveServer(live_db, "--workers", "2")
+    body = b'{"CheckItem":[{"UserID":"administrator"}]}'
+    target = url(server, app)
+    accepted: list[float] = []
+    refused = 0
+    lock = threading.Lock()
+
+    def worker() -> None:  # new connections spread over both worker processes
+        nonlocal refused
+        for _ in range(15):
+            code = httpx.post(target, content=body, headers={"Connection": "close"}).json()[
+                "ErrorCode"]
+            with lock:
+                if code == 0:
+                    accepted.append(time.monotonic())
+                else:
+                    assert code == 60007
+                    refused += 1
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.stop()
+    assert refused > 0 and len(accepted) >= 30
+    accepted.sort()
+    for i, t in enumerate(accepted):  # with 50 ms of slack for client-side jitter
+        assert sum(1 for u in accepted[: i + 1] if u > t - 0.95) <= 30

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
+import shutil
+import tempfile
 
 import click
 import uvicorn
@@ -30,7 +31,7 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
 @click.option("--port", default=8080, show_default=True, type=int)
 @db_option
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Worker processes (each keeps its own rate-limit counters).")
+              help="Worker processes; they share the rate limits of each app.")
 @click.option("--deadline", default=3.0, show_default=True, type=float,
               help="Seconds within which a call is served, else 70169.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
@@ -58,9 +59,21 @@ def serve(host: str, port: int, db: str, workers: int, deadline: float, access_l
         click.echo(f"`timserver app show {apps[0].sdkappid}` prints its key and a curl command.")
     click.echo(f"OpenAPI document: {base}/openapi.json")
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("timserver.access").disabled = not access_log
-    os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(Settings(db=db, deadline=deadline)))
+    shared = None
+    if workers > 1:  # the workers share one rate-limit log, so limits hold for the app
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+        shared = tempfile.mkdtemp(prefix="timserver-limits-", dir=folder)
+    settings = Settings(db=db, deadline=deadline, access_log=access_log, log_level=log_level,
+                        shared_limiter=os.path.join(shared, "limits.db") if shared else None)
+    os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
+    try:
+        _run(host, port, workers, log_level)
+    finally:
+        if shared:
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def _run(host: str, port: int, workers: int, log_level: str) -> None:
     uvicorn.run("timserver.server.asgi:app_from_env", factory=True, host=host, port=port,
                 workers=workers, access_log=False, log_level=log_level, server_header=False,
                 lifespan="on")

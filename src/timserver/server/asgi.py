@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..service.clock import Clock
+from ..service.ratelimit import SharedFileLimiter
 from ..storage import make_storage
 from .dispatch import BodyTooLarge, CallInfo, Dispatcher
 from .openapi import openapi_document
@@ -37,6 +38,9 @@ class Settings:
     db: str
     deadline: float = 3.0
     clock_offset: float = 0.0
+    shared_limiter: str | None = None  # a file shared by worker processes (serve --workers N)
+    access_log: bool = True
+    log_level: str = "info"
 
 
 def _body_reader(request: Request):
@@ -56,7 +60,9 @@ def _body_reader(request: Request):
 
 def create_app(settings: Settings) -> Starlette:
     storage = make_storage(settings.db)
-    dispatcher = Dispatcher(storage, Clock(settings.clock_offset), deadline=settings.deadline)
+    limiter = SharedFileLimiter(settings.shared_limiter) if settings.shared_limiter else None
+    dispatcher = Dispatcher(storage, Clock(settings.clock_offset), deadline=settings.deadline,
+                            limiter=limiter)
     openapi_body = openapi_document()
 
     async def v4(request: Request) -> Response:
@@ -119,4 +125,13 @@ def app_from_env() -> Starlette:
     import json
     import os
 
-    return create_app(Settings(**json.loads(os.environ[SETTINGS_ENV])))
+    settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Per process (workers are spawned): timserver's own lines to stderr, at the chosen level."""
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(name)s %(message)s")
+    access_log.disabled = not settings.access_log

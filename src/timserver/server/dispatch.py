@@ -25,7 +25,7 @@ from ..protocol.errors import TimError
 from ..service.accounts import AccountService
 from ..service.apps import AppDirectory, rate_for
 from ..service.clock import Clock
-from ..service.ratelimit import SlidingWindowLimiter
+from ..service.ratelimit import SharedFileLimiter, SlidingWindowLimiter
 from ..storage import App, Storage, StorageError
 
 log = logging.getLogger("timserver.dispatch")
@@ -71,12 +71,13 @@ def _is_digits(text: str) -> bool:
 
 class Dispatcher:
     def __init__(self, storage: Storage, clock: Clock | None = None, *,
-                 deadline: float = 3.0, body_timeout: float = 10.0) -> None:
+                 deadline: float = 3.0, body_timeout: float = 10.0,
+                 limiter: SlidingWindowLimiter | SharedFileLimiter | None = None) -> None:
         self.storage = storage
         self.clock = clock or Clock()
         self.apps = AppDirectory(storage)
         self.accounts = AccountService(storage, self.clock)
-        self.limiter = SlidingWindowLimiter()
+        self.limiter = limiter or SlidingWindowLimiter()
         self.deadline = deadline
         self.body_timeout = body_timeout
 
