@@ -193,6 +193,9 @@ async def test_rate_limit_comes_before_the_body(client, server_app) -> None:
 
 @pytest.mark.parametrize("body,code", [
     (b"", 60003), (b"{", 60003), (b"\xff\xfe{}", 60003), (b"nul", 60003),
+    (b'{"CheckItem":[{"UserID":"\xff\xfe"}]}', 60003),  # invalid UTF-8 inside a string
+    (b'{"CheckItem":[{"UserID":"\xc0\xaf"}]}', 60003),  # overlong encoding
+    (b'{"CheckItem":[{"UserID":"\\ud800"}]}', 60003),  # lone surrogate escape
     (b'{"CheckItem":[{"UserID":"a"}]} x', 60003),
     (b"[" * 100_000, 60003),  # nested too deeply
     (b"[]", 70402), (b"123", 70402), (b'"x"', 70402), (b"null", 70402), (b"{}", 70402),

@@ -176,6 +176,12 @@ class Dispatcher:
     def _decode(body: bytes) -> Any:
         if not body:
             raise TimError(60003, "The request body is empty: send a JSON object (at least {}).")
+        if not body.isascii():  # msgspec lets invalid UTF-8 inside strings through
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise TimError(60003, f"The request body is not valid UTF-8 (byte {err.start}); "
+                                      "send a UTF-8 JSON object.") from None
         try:
             return _json_decoder.decode(body)
         except msgspec.DecodeError as err:

@@ -16,7 +16,7 @@ TRIAL_MAX_ACCOUNTS = 100  # imported accounts of a trial app; admins take no pla
 MAX_ADMINS = 10
 DEFAULT_ADMIN = "administrator"
 MAX_RATE = 1_000_000  # calls/s; the limiter keeps up to RATE timestamps per (app, command)
-_KEY_RE = re.compile(r"[\x21-\x7e]{1,256}")
+_KEY_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class AppConfigError(ValueError):
@@ -46,8 +46,7 @@ def check_settings(*, sdkappid: int | None = None, key: str | None = None,
     if sdkappid is not None and not 1 <= sdkappid <= 4294967295:
         raise AppConfigError("SDKAppID must be an integer from 1 to 4294967295")
     if key is not None and not _KEY_RE.fullmatch(key):
-        raise AppConfigError("the key must be 1 to 256 printable ASCII characters without spaces "
-                             "(Tencent's keys are 64 hex characters)")
+        raise AppConfigError("the key must be 64 hex characters, as Tencent's secret keys are")
     if admins is not None:
         if not 1 <= len(admins) <= MAX_ADMINS:
             raise AppConfigError(f"an app has 1 to {MAX_ADMINS} admins")
