@@ -107,7 +107,23 @@ class Dispatcher:
             raise TimError(60009, "Requested resource error: no such servicename/command "
                                   f"({service}/{command}); check the request URL.")
         info.command = cmd.name
-        params = parse_query(query)
+        app = await self.authenticate(parse_query(query), info)
+        # 8. Rate limit.
+        if not self.limiter.try_acquire((app.sdkappid, cmd.name), rate_for(app, cmd.name)):
+            raise TimError(60007, f"REST API call frequency over the limit: {cmd.name} accepts "
+                                  f"{rate_for(app, cmd.name)} calls per second for this app; "
+                                  "slow down and retry.")
+        # 9. The body.
+        request = cmd.parse(self._decode(await self._read(read_body)))
+        return await self._serve(cmd, app, request)
+
+    async def authenticate(self, params: dict[str, str], info: CallInfo, *,
+                           require_random: bool = True) -> App:
+        """Steps 3 to 7 of spec §9.1: the app, the caller, the UserSig, admin rights.
+
+        Also the gate of the extension endpoints under ``/_timserver/`` (with
+        ``require_random=False``: they need no ``random`` nor ``contenttype``).
+        """
         # 3. The app.
         app = await self._app(params.get("sdkappid", ""), info)
         # 4. Who calls.
@@ -121,12 +137,13 @@ class Dispatcher:
             raise TimError(70002, "The usersig query parameter is empty: pass the admin's "
                                   "UserSig.")
         # 5. random and contenttype.
-        random = params.get("random")
-        if random is None or not _is_digits(random) or int(random) > MAX_UINT32:
-            raise TimError(60002, "HTTP parse error: random must be a decimal integer from 0 to "
-                                  "4294967295.")
-        if params.get("contenttype") != "json":
-            raise TimError(60002, "HTTP parse error: contenttype must be exactly json.")
+        if require_random:
+            random = params.get("random")
+            if random is None or not _is_digits(random) or int(random) > MAX_UINT32:
+                raise TimError(60002, "HTTP parse error: random must be a decimal integer from 0 "
+                                      "to 4294967295.")
+            if params.get("contenttype") != "json":
+                raise TimError(60002, "HTTP parse error: contenttype must be exactly json.")
         # 6. The UserSig.
         try:
             doc = usersig.verify(sig, sdkappid=app.sdkappid, identifier=identifier, key=app.key,
@@ -138,14 +155,7 @@ class Dispatcher:
         if identifier not in app.admins:
             raise TimError(70403, f"Request failed: {identifier!r} is not an admin of app "
                                   f"{app.sdkappid}; set identifier to an app admin.")
-        # 8. Rate limit.
-        if not self.limiter.try_acquire((app.sdkappid, cmd.name), rate_for(app, cmd.name)):
-            raise TimError(60007, f"REST API call frequency over the limit: {cmd.name} accepts "
-                                  f"{rate_for(app, cmd.name)} calls per second for this app; "
-                                  "slow down and retry.")
-        # 9. The body.
-        request = cmd.parse(self._decode(await self._read(read_body)))
-        return await self._serve(cmd, app, request)
+        return app
 
     async def _app(self, raw: str, info: CallInfo) -> App:
         if raw == "":

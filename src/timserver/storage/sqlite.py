@@ -207,6 +207,8 @@ class SQLiteStorage:
         try:
             self._writer = _Writer(self.path)
             self._reader = _connect(self.path)
+            # Reads run on the event loop: never let a lock stall it for long.
+            self._reader.execute("PRAGMA busy_timeout = 250")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
 
