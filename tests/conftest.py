@@ -8,15 +8,24 @@ from typing import Any
 
 import httpx
 import pytest
-from support import SDKAPPID, Api, LiveServer, make_app
+from support import SDKAPPID, Api, LiveServer, fresh_postgres_database, make_app, postgres_server_or_skip
 
 from timserver.server.asgi import Settings, create_app
 from timserver.storage import App, make_storage
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'timserver.db'}"
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The PostgreSQL server for the tests (``$TIMSERVER_TEST_PG``), or skip/fail."""
+    return postgres_server_or_skip()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The behaviour suite runs on every backend: the same tests, parametrised."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'timserver.db'}"
+    return fresh_postgres_database(request.getfixturevalue("pg_server"))
 
 
 @pytest.fixture
@@ -55,6 +64,14 @@ async def api(client: httpx.AsyncClient, app: App) -> Api:
 @pytest.fixture
 def live_db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'live.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_live_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database for a live server, on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'live.db'}"
+    return fresh_postgres_database(request.getfixturevalue("pg_server"))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from timserver import usersig
 from timserver.service import apps as app_rules
@@ -131,3 +132,63 @@ class LiveServer:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait()
+
+
+# --- PostgreSQL for the tests -------------------------------------------------------------------
+
+PG_ENV = "TIMSERVER_TEST_PG"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432"
+PG_TEST_DB = "timserver_test"
+
+
+def postgres_server_or_skip() -> str:
+    """``$TIMSERVER_TEST_PG`` (default: this machine's server) if it answers.
+
+    Where it does not, the PostgreSQL variants skip with a message that says how to enable them;
+    under CI (``CI=true``) they fail instead, so that CI never passes without them.
+    """
+    import asyncio
+
+    import asyncpg
+
+    server = os.environ.get(PG_ENV, PG_DEFAULT).rstrip("/")
+
+    async def prepare() -> None:
+        conn = await asyncpg.connect(f"{server}/postgres", timeout=3)
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", PG_TEST_DB)
+            if not exists:
+                await conn.execute(f"CREATE DATABASE {PG_TEST_DB}")
+        finally:
+            await conn.close()
+    try:
+        asyncio.run(prepare())
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        message = (f"PostgreSQL is not reachable at {server} ({exc}); set {PG_ENV}="
+                   "postgresql://USER@HOST:PORT to a server where USER may create a database")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return server
+
+
+def fresh_postgres_database(server: str) -> str:
+    """The test database, emptied: every table but the migration ledger truncated."""
+    import asyncio
+
+    import asyncpg
+
+    url = f"{server}/{PG_TEST_DB}"
+
+    async def empty() -> None:
+        conn = await asyncpg.connect(url, timeout=3)
+        try:
+            tables = [r["tablename"] for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename NOT IN ('schema_migrations', 'meta')")]
+            if tables:
+                await conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables))
+        finally:
+            await conn.close()
+    asyncio.run(empty())
+    return url

@@ -21,7 +21,8 @@ def create_app(db: str, *args: str) -> dict:
 
 
 @pytest.fixture
-def env(live_db: str):
+def env(any_live_db: str):
+    live_db = any_live_db
     app = create_app(live_db, "--sdkappid", "1400000123")
     for name in ("account_import", "multiaccount_import", "account_delete", "account_check",
                  "kick"):

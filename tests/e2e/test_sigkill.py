@@ -11,7 +11,8 @@ import TLSSigAPIv2
 from support import LiveServer, cli
 
 
-def test_acknowledged_imports_survive_sigkill(live_db: str) -> None:
+def test_acknowledged_imports_survive_sigkill(any_live_db: str) -> None:
+    live_db = any_live_db
     app = json.loads(cli("app", "create", "--json", "--sdkappid", "1400000200", db=live_db).stdout)
     for name in ("account_import", "multiaccount_import", "account_check"):
         cli("app", "set-limit", "1400000200", name, "0", db=live_db)

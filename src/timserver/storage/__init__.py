@@ -9,9 +9,14 @@ __all__ = ["Account", "AccountWrite", "App", "AppExists", "Storage", "StorageErr
 
 
 def make_storage(url: str) -> Storage:
-    """A storage for ``url``: ``sqlite:///PATH`` (PostgreSQL comes in a later version)."""
+    """A storage for ``url``: ``sqlite:///PATH`` or ``postgresql://USER@HOST:PORT/DB``."""
     if url.startswith("sqlite:///"):
         from .sqlite import SQLiteStorage
 
         return SQLiteStorage(url)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH")
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStorage
+
+        return PostgresStorage(url)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or "
+                     "postgresql://USER@HOST:PORT/DB")

@@ -22,10 +22,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._migrations import scripts
 from .base import Account, AccountWrite, App, AppExists, StorageError
 
 T = TypeVar("T")
@@ -52,22 +52,13 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("timserver.storage") / "migrations" / "sqlite"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text("utf-8")))
-    return sorted(found)
-
-
 def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")  # one process migrates at a time
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                      "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
         done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-        for version, script in _migrations():
+        for version, script in scripts("sqlite"):
             if version in done:
                 continue
             for statement in _split_sql(script):

@@ -1,0 +1,319 @@
+"""PostgreSQL storage (asyncpg, with a connection pool): accounts shared by many instances.
+
+* Every write is one transaction; PostgreSQL's commit (``synchronous_commit`` on, the default)
+  makes it durable before the caller is answered.
+* Rows are written in UserID order, so concurrent batches over the same accounts take their row
+  locks in one order and never deadlock.
+* ``account_count`` moves with each write; only a trial app (which has a cap) locks its app row
+  while it imports, so that two instances cannot both take the last place.
+* App records are cached by the service layer, keyed on ``apps_version``. A LISTEN connection
+  hears ``NOTIFY timserver_apps`` from whoever changes an app, so the version costs no round trip
+  per call; while that connection is down, the version is read from the database instead.
+* Any driver or network failure becomes ``StorageError`` (answered 70500, retryable); the pool
+  reconnects by itself when the database is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+
+from ._migrations import scripts
+from .base import Account, AccountWrite, App, AppExists, StorageError
+
+log = logging.getLogger("timserver.storage.postgres")
+T = TypeVar("T")
+
+_CHANNEL = "timserver_apps"
+_MIGRATION_LOCK = 0x74696D73  # advisory lock key: one instance migrates at a time
+_APP_COLUMNS = "sdkappid, secret_key, edition, admins, limits, created_at"
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError,
+                  asyncio.TimeoutError)
+
+
+def _app_from_row(row: Any) -> App:
+    return App(sdkappid=row["sdkappid"], key=row["secret_key"], edition=row["edition"],
+               admins=tuple(json.loads(row["admins"])), limits=json.loads(row["limits"]),
+               created_at=row["created_at"])
+
+
+class PostgresStorage:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
+                 command_timeout: float = 10.0) -> None:
+        self.url = url
+        self._pool: asyncpg.Pool | None = None
+        self._sizes = (min_size, max_size)
+        self._command_timeout = command_timeout
+        self._listener: asyncpg.Connection | None = None
+        self._local_version = 0
+        self._listen_task: asyncio.Task[None] | None = None
+
+    # --- life cycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=self._sizes[0], max_size=self._sizes[1],
+                command_timeout=self._command_timeout, timeout=5)
+            async with self._pool.acquire() as conn:
+                await self._migrate(conn)
+        except _DRIVER_ERRORS as exc:
+            await self.close()
+            raise StorageError(f"cannot open PostgreSQL database: {exc}") from exc
+        await self._listen()
+
+    async def close(self) -> None:
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            self._listen_task = None
+        if self._listener is not None:
+            try:
+                await self._listener.close(timeout=2)
+            except _DRIVER_ERRORS:
+                pass
+            self._listener = None
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), 5)
+            except _DRIVER_ERRORS:
+                self._pool.terminate()
+            self._pool = None
+
+    @staticmethod
+    async def _migrate(conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                               "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, script in scripts("postgres"):
+                if version not in done:
+                    await conn.execute(script)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)",
+                                       version, time.time())
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection; on loss, retry in the background."""
+        try:
+            conn = await asyncpg.connect(self.url, timeout=5)
+            await conn.add_listener(_CHANNEL, self._on_notify)
+            conn.add_termination_listener(self._on_listener_lost)
+        except _DRIVER_ERRORS as exc:
+            log.warning("cannot LISTEN for app changes (%s); reading apps_version per call", exc)
+            self._listener = None
+            self._schedule_relisten()
+            return
+        self._listener = conn
+        self._local_version += 1  # anything may have changed while nobody listened
+
+    def _on_notify(self, *args: Any) -> None:
+        self._local_version += 1
+
+    def _on_listener_lost(self, conn: asyncpg.Connection) -> None:
+        log.warning("lost the LISTEN connection; reading apps_version per call until it is back")
+        self._listener = None
+        self._schedule_relisten()
+
+    def _schedule_relisten(self) -> None:
+        if self._listen_task is None or self._listen_task.done():
+            self._listen_task = asyncio.get_running_loop().create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        await asyncio.sleep(1.0)
+        if self._pool is not None and self._listener is None:
+            await self._listen()
+
+    # --- helpers ------------------------------------------------------------------------------
+    async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *,
+                   write: bool = False) -> T:
+        if self._pool is None:
+            raise StorageError("storage is not open")
+        try:
+            async with self._pool.acquire(timeout=5) as conn:
+                if not write:
+                    return await work(conn)
+                async with conn.transaction():
+                    return await work(conn)
+        except asyncpg.UniqueViolationError:
+            raise
+        except _DRIVER_ERRORS as exc:
+            raise StorageError(f"PostgreSQL: {exc}") from exc
+
+    @staticmethod
+    async def _bump_apps_version(conn: asyncpg.Connection) -> None:
+        await conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'apps_version'")
+        await conn.execute(f"NOTIFY {_CHANNEL}")  # delivered at commit
+
+    # --- apps ---------------------------------------------------------------------------------
+    async def apps_version(self) -> int:
+        if self._listener is not None and not self._listener.is_closed():
+            return self._local_version
+        return await self._run(lambda c: c.fetchval(
+            "SELECT value FROM meta WHERE name = 'apps_version'"))
+
+    async def create_app(self, app: App) -> None:
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                f"INSERT INTO apps ({_APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)",
+                app.sdkappid, app.key, app.edition, json.dumps(app.admins),
+                json.dumps(app.limits), app.created_at or time.time())
+            await _set_admins(conn, app.sdkappid, app.admins)
+            await self._bump_apps_version(conn)
+        try:
+            await self._run(work, write=True)
+        except asyncpg.UniqueViolationError:
+            raise AppExists(f"an app with SDKAppID {app.sdkappid} already exists") from None
+
+    async def get_app(self, sdkappid: int) -> App | None:
+        row = await self._run(lambda c: c.fetchrow(
+            f"SELECT {_APP_COLUMNS} FROM apps WHERE sdkappid = $1", sdkappid))
+        return _app_from_row(row) if row else None
+
+    async def list_apps(self) -> list[App]:
+        rows = await self._run(lambda c: c.fetch(
+            f"SELECT {_APP_COLUMNS} FROM apps ORDER BY sdkappid"))
+        return [_app_from_row(r) for r in rows]
+
+    async def update_app(self, sdkappid: int, *, key: str | None = None,
+                         edition: str | None = None, admins: Sequence[str] | None = None,
+                         limit: tuple[str, int] | None = None) -> App | None:
+        async def work(conn: asyncpg.Connection) -> App | None:
+            row = await conn.fetchrow(
+                f"SELECT {_APP_COLUMNS} FROM apps WHERE sdkappid = $1 FOR UPDATE", sdkappid)
+            if row is None:
+                return None
+            app = _app_from_row(row)
+            limits = dict(app.limits)
+            if limit is not None:
+                limits[limit[0]] = limit[1]
+            new_admins = list(admins) if admins is not None else list(app.admins)
+            await conn.execute(
+                "UPDATE apps SET secret_key = $1, edition = $2, admins = $3, limits = $4 "
+                "WHERE sdkappid = $5", key or app.key, edition or app.edition,
+                json.dumps(new_admins), json.dumps(limits), sdkappid)
+            if admins is not None:
+                await _set_admins(conn, sdkappid, admins)
+            await self._bump_apps_version(conn)
+            return _app_from_row(await conn.fetchrow(
+                f"SELECT {_APP_COLUMNS} FROM apps WHERE sdkappid = $1", sdkappid))
+        return await self._run(work, write=True)
+
+    # --- accounts -----------------------------------------------------------------------------
+    async def import_accounts(self, sdkappid: int, items: Sequence[AccountWrite],
+                              max_accounts: int | None) -> list[bool]:
+        async def work(conn: asyncpg.Connection) -> list[bool]:
+            ids = list(dict.fromkeys(item.user_id for item in items))
+            count = 0
+            if max_accounts is not None:  # a cap: take the app row so places are counted once
+                count = await conn.fetchval(
+                    "SELECT account_count FROM apps WHERE sdkappid = $1 FOR UPDATE", sdkappid)
+            known = {r["user_id"] for r in await conn.fetch(
+                "SELECT user_id FROM accounts WHERE sdkappid = $1 AND user_id = ANY($2::text[])",
+                sdkappid, ids)}
+            applied: list[bool] = []
+            merged: dict[str, list[str | None]] = {}  # one row per UserID: last given value wins
+            for item in items:
+                if item.user_id not in known:
+                    if max_accounts is not None and count >= max_accounts:
+                        applied.append(False)
+                        continue
+                    known.add(item.user_id)
+                    count += 1
+                applied.append(True)
+                row = merged.setdefault(item.user_id, [None, None])
+                if item.nick is not None:
+                    row[0] = item.nick
+                if item.face_url is not None:
+                    row[1] = item.face_url
+            if merged:
+                order = sorted(merged)  # one lock order for every writer: no deadlocks
+                inserted = await conn.fetchval(
+                    "WITH up AS (INSERT INTO accounts (sdkappid, user_id, nick, face_url, created_at) "
+                    "SELECT $1, u, n, f, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS t(u, n, f) "
+                    "ON CONFLICT (sdkappid, user_id) DO UPDATE SET "
+                    "nick = coalesce(excluded.nick, accounts.nick), "
+                    "face_url = coalesce(excluded.face_url, accounts.face_url) "
+                    "RETURNING (xmax = 0) AS fresh) SELECT count(*) FILTER (WHERE fresh) FROM up",
+                    sdkappid, order, [merged[u][0] for u in order], [merged[u][1] for u in order],
+                    time.time())
+                if inserted:
+                    await conn.execute("UPDATE apps SET account_count = account_count + $1 "
+                                       "WHERE sdkappid = $2", inserted, sdkappid)
+            return applied
+        return await self._run(work, write=True)
+
+    async def existing(self, sdkappid: int, user_ids: Sequence[str]) -> set[str]:
+        if not user_ids:
+            return set()
+        rows = await self._run(lambda c: c.fetch(
+            "SELECT user_id FROM accounts WHERE sdkappid = $1 AND user_id = ANY($2::text[])",
+            sdkappid, list(user_ids)))
+        return {r["user_id"] for r in rows}
+
+    async def delete_accounts(self, sdkappid: int, user_ids: Sequence[str]) -> list[bool]:
+        if not user_ids:
+            return []
+
+        async def work(conn: asyncpg.Connection) -> list[bool]:
+            present = {r["user_id"] for r in await conn.fetch(
+                "DELETE FROM accounts WHERE sdkappid = $1 AND is_admin = false "
+                "AND user_id = ANY($2::text[]) RETURNING user_id",
+                sdkappid, sorted(set(user_ids)))}
+            if present:
+                await conn.execute("UPDATE apps SET account_count = account_count - $1 "
+                                   "WHERE sdkappid = $2", len(present), sdkappid)
+            deleted = []
+            for uid in user_ids:
+                deleted.append(uid in present)
+                present.discard(uid)  # a second occurrence finds it gone
+            return deleted
+        return await self._run(work, write=True)
+
+    async def kick(self, sdkappid: int, user_id: str, at: int) -> bool:
+        async def work(conn: asyncpg.Connection) -> bool:
+            done = await conn.fetchval(
+                "INSERT INTO kicks (sdkappid, user_id, kicked_at) "
+                "SELECT $1, $2, $3 WHERE EXISTS "
+                "(SELECT 1 FROM accounts WHERE sdkappid = $1 AND user_id = $2) "
+                "ON CONFLICT (sdkappid, user_id) DO UPDATE SET "
+                "kicked_at = greatest(kicks.kicked_at, excluded.kicked_at) RETURNING 1",
+                sdkappid, user_id, at)
+            return done is not None
+        return await self._run(work, write=True)
+
+    async def kicked_at(self, sdkappid: int, user_id: str) -> int | None:
+        return await self._run(lambda c: c.fetchval(
+            "SELECT kicked_at FROM kicks WHERE sdkappid = $1 AND user_id = $2", sdkappid, user_id))
+
+    async def count_accounts(self, sdkappid: int) -> int:
+        value = await self._run(lambda c: c.fetchval(
+            "SELECT account_count FROM apps WHERE sdkappid = $1", sdkappid))
+        return value or 0
+
+    async def list_accounts(self, sdkappid: int, *, prefix: str = "", after: str = "",
+                            limit: int = 100) -> list[Account]:
+        rows = await self._run(lambda c: c.fetch(
+            "SELECT user_id, nick, face_url, is_admin, created_at FROM accounts "
+            "WHERE sdkappid = $1 AND user_id > $2 AND starts_with(user_id, $3) "
+            "ORDER BY user_id LIMIT $4", sdkappid, after, prefix, limit))
+        return [Account(r["user_id"], r["nick"], r["face_url"], r["is_admin"], r["created_at"])
+                for r in rows]
+
+
+async def _set_admins(conn: asyncpg.Connection, sdkappid: int, admins: Sequence[str]) -> None:
+    """Make exactly ``admins`` the admin accounts of the app, keeping account_count exact."""
+    await conn.execute("UPDATE accounts SET is_admin = false WHERE sdkappid = $1 AND is_admin",
+                       sdkappid)
+    await conn.execute(
+        "INSERT INTO accounts (sdkappid, user_id, is_admin, created_at) "
+        "SELECT $1, u, true, $3 FROM unnest($2::text[]) AS t(u) "
+        "ON CONFLICT (sdkappid, user_id) DO UPDATE SET is_admin = true",
+        sdkappid, sorted(set(admins)), time.time())
+    await conn.execute(
+        "UPDATE apps SET account_count = (SELECT count(*) FROM accounts "
+        "WHERE sdkappid = $1 AND NOT is_admin) WHERE sdkappid = $1", sdkappid)
