@@ -25,7 +25,7 @@ from ..protocol.errors import TimError
 from ..service.accounts import AccountService
 from ..service.apps import AppDirectory, rate_for
 from ..service.clock import Clock
-from ..service.ratelimit import SharedFileLimiter, SlidingWindowLimiter
+from ..service.ratelimit import Decision, RateLimiter, SlidingWindowLimiter
 from ..storage import App, Storage, StorageError
 
 log = logging.getLogger("timserver.dispatch")
@@ -72,7 +72,7 @@ def _is_digits(text: str) -> bool:
 class Dispatcher:
     def __init__(self, storage: Storage, clock: Clock | None = None, *,
                  deadline: float = 3.0, body_timeout: float = 10.0,
-                 limiter: SlidingWindowLimiter | SharedFileLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None) -> None:
         self.storage = storage
         self.clock = clock or Clock()
         self.apps = AppDirectory(storage)
@@ -109,10 +109,9 @@ class Dispatcher:
         info.command = cmd.name
         app = await self.authenticate(parse_query(query), info)
         # 8. Rate limit.
-        if not self.limiter.try_acquire((app.sdkappid, cmd.name), rate_for(app, cmd.name)):
-            raise TimError(60007, f"REST API call frequency over the limit: {cmd.name} accepts "
-                                  f"{rate_for(app, cmd.name)} calls per second for this app; "
-                                  "slow down and retry.")
+        decision = await self.limiter.acquire((app.sdkappid, cmd.name), rate_for(app, cmd.name))
+        if not decision.allowed:
+            raise RateLimited(cmd.name, decision)
         # 9. The body.
         request = cmd.parse(self._decode(await self._read(read_body)))
         return await self._serve(cmd, app, request)
@@ -213,6 +212,16 @@ class Dispatcher:
             raise TimError(70500, "Internal server error: the database failed and nothing of "
                                   "this call was applied; retry.") from None
         return messages.encode(response)
+
+
+class RateLimited(TimError):
+    """60007, carrying the limiter's decision (for optional throttle-hint headers)."""
+
+    def __init__(self, command: str, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(60007, f"REST API call frequency over the limit: {command} accepts "
+                                f"{decision.limit} calls per second for this app; slow down "
+                                "and retry.")
 
 
 class BodyTooLarge(TimError):

@@ -5,15 +5,46 @@ A call is accepted when fewer than RATE calls were accepted in the second before
 token bucket it never lets a burst above RATE through, and unlike fixed calendar seconds it has
 no edge where 2 × RATE calls fit in one second; so a client pacing itself below RATE is never
 refused. Memory is at most RATE timestamps per (app, command).
+
+Three homes for the log, one semantics (``acquire(key, rate) -> Decision``):
+
+* ``SlidingWindowLimiter``: in the process (one server process);
+* ``SharedFileLimiter``: a SQLite file in ``/dev/shm`` shared by the workers of one machine;
+* ``RedisLimiter``: a Redis sorted set per key, one Lua script (one round trip) per call, timed by
+  Redis's own clock: exact across any number of instances. While Redis is unreachable it falls back
+  to a local limiter (logged, and counted in the metrics) and returns to Redis when it answers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger("timserver.ratelimit")
 
 WINDOW = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int  # calls per window; 0 = unlimited
+    remaining: int  # calls still accepted in the current window
+    retry_after: float  # seconds until one more call would be accepted (0 when allowed)
+
+
+UNLIMITED = Decision(True, 0, 0, 0.0)
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, key: Hashable, rate: int) -> Decision: ...
 
 
 class SlidingWindowLimiter:
@@ -23,31 +54,27 @@ class SlidingWindowLimiter:
         self._clock = clock
         self._accepted: dict[Hashable, deque[float]] = {}
 
-    def try_acquire(self, key: Hashable, rate: int) -> bool:
-        """Count a call against ``key``; False when ``rate`` calls were accepted in the window.
-
-        ``rate`` <= 0 means unlimited.
-        """
+    def decide(self, key: Hashable, rate: int) -> Decision:
+        """Count a call against ``key`` unless ``rate`` calls were accepted in the window."""
         if rate <= 0:
-            return True
+            return UNLIMITED
         now = self._clock()
-        log = self._accepted.get(key)
-        if log is None:
-            log = self._accepted[key] = deque()
+        log_ = self._accepted.get(key)
+        if log_ is None:
+            log_ = self._accepted[key] = deque()
         cutoff = now - self.window
-        while log and log[0] <= cutoff:
-            log.popleft()
-        if len(log) >= rate:
-            return False
-        log.append(now)
-        return True
+        while log_ and log_[0] <= cutoff:
+            log_.popleft()
+        if len(log_) >= rate:
+            return Decision(False, rate, 0, max(0.0, log_[0] - cutoff))
+        log_.append(now)
+        return Decision(True, rate, rate - len(log_), 0.0)
 
-    def retry_after(self, key: Hashable) -> float:
-        """Seconds until the oldest accepted call of ``key`` leaves the window."""
-        log = self._accepted.get(key)
-        if not log:
-            return 0.0
-        return max(0.0, log[0] + self.window - self._clock())
+    def try_acquire(self, key: Hashable, rate: int) -> bool:
+        return self.decide(key, rate).allowed
+
+    async def acquire(self, key: Hashable, rate: int) -> Decision:
+        return self.decide(key, rate)
 
 
 class SharedFileLimiter:
@@ -60,8 +87,6 @@ class SharedFileLimiter:
     """
 
     def __init__(self, path: str, window: float = WINDOW) -> None:
-        import sqlite3
-
         self.window = window
         self._conn = sqlite3.connect(path, isolation_level=None, timeout=5.0,
                                      check_same_thread=False)
@@ -70,27 +95,112 @@ class SharedFileLimiter:
         self._conn.execute("CREATE TABLE IF NOT EXISTS accepted (k TEXT NOT NULL, t REAL NOT NULL)")
         self._conn.execute("CREATE INDEX IF NOT EXISTS accepted_k_t ON accepted (k, t)")
 
-    def try_acquire(self, key: Hashable, rate: int) -> bool:
+    def decide(self, key: Hashable, rate: int) -> Decision:
         if rate <= 0:
-            return True
+            return UNLIMITED
         k = repr(key)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             now = time.monotonic()  # read under the lock: the log stays in time order
-            conn.execute("DELETE FROM accepted WHERE k = ? AND t <= ?", (k, now - self.window))
-            (count,) = conn.execute("SELECT count(*) FROM accepted WHERE k = ?", (k,)).fetchone()
-            accepted = count < rate
-            if accepted:
+            cutoff = now - self.window
+            conn.execute("DELETE FROM accepted WHERE k = ? AND t <= ?", (k, cutoff))
+            count, oldest = conn.execute("SELECT count(*), min(t) FROM accepted WHERE k = ?",
+                                         (k,)).fetchone()
+            allowed = count < rate
+            if allowed:
                 conn.execute("INSERT INTO accepted (k, t) VALUES (?, ?)", (k, now))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return accepted
+        if allowed:
+            return Decision(True, rate, rate - count - 1, 0.0)
+        return Decision(False, rate, 0, max(0.0, oldest - cutoff))
 
-    def retry_after(self, key: Hashable) -> float:
-        row = self._conn.execute("SELECT min(t) FROM accepted WHERE k = ?", (repr(key),)).fetchone()
-        if not row or row[0] is None:
-            return 0.0
-        return max(0.0, row[0] + self.window - time.monotonic())
+    def try_acquire(self, key: Hashable, rate: int) -> bool:
+        return self.decide(key, rate).allowed
+
+    async def acquire(self, key: Hashable, rate: int) -> Decision:
+        return self.decide(key, rate)
+
+
+# KEYS[1]: the log of one (app, command); ARGV: rate, window (µs), a unique member suffix.
+# Redis's clock (TIME) is the one clock all instances share.
+_SLIDING_LOG_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local rate = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < rate then
+  redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+  return {1, rate - count - 1, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, 0, tonumber(oldest[2]) + window - now}
+"""
+
+
+class RedisLimiter:
+    """The sliding log in Redis: exact across instances; falls back locally while Redis is down."""
+
+    def __init__(self, url: str, *, fallback: RateLimiter | None = None,
+                 window: float = WINDOW, timeout: float = 0.5,
+                 on_fallback: Callable[[bool], None] | None = None) -> None:
+        import redis.asyncio as aioredis
+
+        self.url = url
+        self.window = window
+        self._redis: Any = aioredis.from_url(url, socket_timeout=timeout,
+                                             socket_connect_timeout=timeout)
+        self._script = self._redis.register_script(_SLIDING_LOG_LUA)
+        self._fallback = fallback or SlidingWindowLimiter(window)
+        self._prefix = "timserver:rl:"
+        self._member = f"{os.getpid()}-{id(self):x}-"
+        self._counter = 0
+        self._timeout = timeout
+        self.degraded = False
+        self._on_fallback = on_fallback
+
+    async def acquire(self, key: Hashable, rate: int) -> Decision:
+        if rate <= 0:
+            return UNLIMITED
+        self._counter += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                allowed, remaining, wait_us = await self._script(
+                    keys=[self._prefix + ":".join(map(str, key if isinstance(key, tuple) else (key,)))],
+                    args=[rate, int(self.window * 1_000_000), f"{self._member}{self._counter}"])
+        except Exception as exc:  # any Redis or network failure: keep serving, locally
+            self._degrade(exc)
+            return await self._fallback.acquire(key, rate)
+        self._recover()
+        return Decision(bool(allowed), rate, int(remaining), max(0.0, int(wait_us) / 1_000_000))
+
+    def _degrade(self, exc: Exception) -> None:
+        if not self.degraded:
+            log.warning("Redis is unreachable (%s): rate limits fall back to this instance's own "
+                        "counters until it answers again", exc.__class__.__name__)
+            self.degraded = True
+            if self._on_fallback:
+                self._on_fallback(True)
+
+    def _recover(self) -> None:
+        if self.degraded:
+            log.warning("Redis answers again: rate limits are shared again")
+            self.degraded = False
+            if self._on_fallback:
+                self._on_fallback(False)
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return bool(await self._redis.ping())
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
