@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: serve test lint clean install-dev
+.PHONY: serve test lint clean install-dev browser
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,13 @@ install-dev: $(VENV)/.installed-test
 serve: $(VENV)/.installed
 	$(BIN)/timserver serve $(ARGS)
 
+## make browser: Debian's Chromium for the web console's browser tests (quick when present;
+## without root it only warns, and those tests skip themselves with the reason)
+browser:
+	@bash scripts/install-browser.sh || echo "make: no Chromium at /usr/bin/chromium: the web-console browser tests will be skipped"
+
 ## make test: the whole test suite
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(VENV)/.installed-test

@@ -8,16 +8,26 @@ from typing import Any
 
 import httpx
 import pytest
-from support import SDKAPPID, Api, LiveServer, fresh_postgres_database, make_app, postgres_server_or_skip
+from support import (
+    SDKAPPID,
+    Api,
+    LiveServer,
+    drop_postgres_database,
+    fresh_postgres_database,
+    make_app,
+    postgres_server_or_skip,
+)
 
 from timserver.server.asgi import Settings, create_app
 from timserver.storage import App, make_storage
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> str:
+def pg_server() -> Iterator[str]:
     """The PostgreSQL server for the tests (``$TIMSERVER_TEST_PG``), or skip/fail."""
-    return postgres_server_or_skip()
+    server = postgres_server_or_skip()
+    yield server
+    drop_postgres_database(server)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -138,7 +138,8 @@ class LiveServer:
 
 PG_ENV = "TIMSERVER_TEST_PG"
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432"
-PG_TEST_DB = "timserver_test"
+# One database per test process: concurrent runs (developers, CI) never truncate each other's data.
+PG_TEST_DB = f"timserver_test_{os.getpid()}"
 
 
 def postgres_server_or_skip() -> str:
@@ -172,6 +173,20 @@ def postgres_server_or_skip() -> str:
     return server
 
 
+def drop_postgres_database(server: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(f"{server}/postgres", timeout=3)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {PG_TEST_DB} WITH (FORCE)")
+        finally:
+            await conn.close()
+    asyncio.run(drop())
+
+
 def fresh_postgres_database(server: str) -> str:
     """The test database, emptied: every table but the migration ledger truncated."""
     import asyncio
@@ -191,4 +206,112 @@ def fresh_postgres_database(server: str) -> str:
         finally:
             await conn.close()
     asyncio.run(empty())
+    return url
+
+
+# --- a TCP proxy that tests can cut, slow down and restore --------------------------------------
+
+class TcpProxy:
+    """Forwards 127.0.0.1:port to a target, in a thread; ``cut()`` drops every connection and
+    refuses new ones, ``slow(seconds)`` delays every chunk, ``restore()`` brings it back."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        import threading
+
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._conns: list[socket.socket] = []
+        self._down = False
+        self.delay = 0.0
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener.settimeout(0.2)
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._stop:
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self._down:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=3)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if self.delay:
+                    time.sleep(self.delay)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self._down = True
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+    def slow(self, seconds: float) -> None:
+        self.delay = seconds
+
+    def restore(self) -> None:
+        self.delay = 0.0
+        self._down = False
+
+    def close(self) -> None:
+        self._stop = True
+        self.cut()
+        self._listener.close()
+        self._thread.join(timeout=2)
+
+
+# --- Redis for the tests ------------------------------------------------------------------------
+
+REDIS_ENV = "TIMSERVER_TEST_REDIS"
+REDIS_DEFAULT = "redis://127.0.0.1:6379/15"
+
+
+def redis_or_skip() -> str:
+    """``$TIMSERVER_TEST_REDIS`` if it answers; skip (fail under CI) otherwise."""
+    import redis
+
+    url = os.environ.get(REDIS_ENV, REDIS_DEFAULT)
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        message = f"Redis is not reachable at {url} ({exc}); set {REDIS_ENV}=redis://HOST:PORT/DB"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return url

@@ -17,3 +17,15 @@ def data_dir() -> Path:
 def default_db() -> str:
     """``$TIMSERVER_DB``, else a SQLite file in the data folder."""
     return os.environ.get("TIMSERVER_DB") or f"sqlite:///{data_dir() / 'timserver.db'}"
+
+
+def redact_url(url: str) -> str:
+    """A database or Redis URL fit to print: any password replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

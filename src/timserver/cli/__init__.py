@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import app, serve, usersig
+from . import accounts, app, migrate, serve, usersig
+from . import faults as faults_cli
+from . import state as state_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,3 +19,11 @@ def main() -> None:
 main.add_command(serve.serve)
 main.add_command(app.app)
 main.add_command(usersig.usersig)
+main.add_command(migrate.migrate)
+main.add_command(accounts.accounts)
+# The emulator's powers (docs/emulator.md).
+main.add_command(faults_cli.faults)
+main.add_command(state_cli.reset)
+main.add_command(state_cli.seed)
+main.add_command(state_cli.snapshot)
+main.add_command(state_cli.clock)

@@ -7,14 +7,20 @@ import json
 import os
 import shutil
 import tempfile
+from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
 
+from ..config import data_dir, redact_url
+from ..server import console as web_console
+from ..server import tls
 from ..server.asgi import SETTINGS_ENV, Settings
 from ..service import apps as app_rules
 from ..storage import App, Storage
 from ._common import curl_example, db_option, with_storage
+from .state import emulator_options, start_emulator
 
 
 async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
@@ -30,6 +36,12 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @db_option
+@click.option("--console/--no-console", "console", default=True, show_default=True,
+              help="Serve the web console at /console (see docs/console.md).")
+@click.option("--console-bind", metavar="ADDRESS", default=None,
+              callback=lambda ctx, param, value: _bind(value),
+              help="Local address on which the console answers (0.0.0.0 or :: for any); "
+                   "default: loopback only.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes; they share the rate limits of each app.")
 @click.option("--deadline", default=3.0, show_default=True, type=float,
@@ -38,13 +50,30 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
               help="One log line per request (UserSigs are never logged).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="json: one JSON object per line (UserSigs and keys are never logged).")
+@click.option("--redis", "redis_url", metavar="URL", envvar="TIMSERVER_REDIS",
+              help="Share rate limits through Redis (redis://HOST:PORT/DB) across instances.")
+@click.option("--tls", "tls_mode", type=click.Choice(["self-signed"]),
+              help="Serve HTTPS with a local CA and certificate made once in the data folder.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
+              help="Serve HTTPS with this certificate (PEM, chain included).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
+              help="The private key of --tls-cert (PEM).")
+@emulator_options  # --faults, --seed, --seed-sdkappid, --clock-offset, --throttle-hints
 def serve(host: str, port: int, db: str, workers: int, deadline: float, access_log: bool,
-          log_level: str) -> None:
+          log_level: str, log_format: str, redis_url: str | None, tls_mode: str | None,
+          tls_cert: str | None, tls_key: str | None,
+          console: bool = True, console_bind: str | None = None, **emulator: Any) -> None:
     """Serve the REST API (POST /v4/{servicename}/{command})."""
+    ssl = _tls_files(tls_mode, tls_cert, tls_key)
     created, apps = with_storage(db, _first_app)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
-    base = f"http://{'[' + shown_host + ']' if ':' in shown_host else shown_host}:{port}"
-    click.echo(f"timserver listening on {base}  (database {db})")
+    scheme = "https" if ssl else "http"
+    base = f"{scheme}://{'[' + shown_host + ']' if ':' in shown_host else shown_host}:{port}"
+    click.echo(f"timserver listening on {base}  (database {redact_url(db)})")
+    if tls_mode:
+        click.echo(tls.trust_instructions(Path(ssl[0]).parent / "ca.pem"))
     if created is not None:
         click.echo("\nCreated a first app (developer edition):")
         click.echo(f"  SDKAppID: {created.sdkappid}")
@@ -58,22 +87,57 @@ def serve(host: str, port: int, db: str, workers: int, deadline: float, access_l
         click.echo(f"Apps: {listed}{' ...' if len(apps) > 5 else ''}")
         click.echo(f"`timserver app show {apps[0].sdkappid}` prints its key and a curl command.")
     click.echo(f"OpenAPI document: {base}/openapi.json")
+    token = web_console.console_token() if console else None
+    if token:
+        link = web_console.console_url(host, port, console_bind, token)
+        click.echo(f"Web console:      {link}" if link else
+                   "Web console: answers on loopback only, where this server does not listen; "
+                   "see --console-bind.")
+
+    start_emulator(db, apps, emulator)  # docs/emulator.md
 
     shared = None
     if workers > 1:  # the workers share one rate-limit log, so limits hold for the app
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
         shared = tempfile.mkdtemp(prefix="timserver-limits-", dir=folder)
+        # the workers' metrics are summed from files in one folder (prometheus multiprocess mode)
+        os.makedirs(os.path.join(shared, "metrics"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(shared, "metrics")
     settings = Settings(db=db, deadline=deadline, access_log=access_log, log_level=log_level,
-                        shared_limiter=os.path.join(shared, "limits.db") if shared else None)
+                        log_format=log_format, redis=redis_url,
+                        shared_limiter=os.path.join(shared, "limits.db") if shared else None,
+                        console=console, console_bind=console_bind, console_token=token)
+    settings.throttle_hints = emulator["throttle_hints"]
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
     try:
-        _run(host, port, workers, log_level)
+        _run(host, port, workers, log_level, ssl)
     finally:
         if shared:
             shutil.rmtree(shared, ignore_errors=True)
 
 
-def _run(host: str, port: int, workers: int, log_level: str) -> None:
+def _run(host: str, port: int, workers: int, log_level: str,
+         ssl: tuple[str, str] | None) -> None:
     uvicorn.run("timserver.server.asgi:app_from_env", factory=True, host=host, port=port,
                 workers=workers, access_log=False, log_level=log_level, server_header=False,
-                lifespan="on")
+                lifespan="on", timeout_graceful_shutdown=10,
+                ssl_certfile=ssl[0] if ssl else None, ssl_keyfile=ssl[1] if ssl else None)
+
+
+def _tls_files(mode: str | None, cert: str | None, key: str | None) -> tuple[str, str] | None:
+    """(certificate, key) to serve HTTPS with, or None for plain HTTP."""
+    if mode and (cert or key):
+        raise click.UsageError("use either --tls self-signed or --tls-cert/--tls-key")
+    if bool(cert) != bool(key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if mode == "self-signed":
+        files = tls.ensure_self_signed(data_dir() / "tls")
+        return str(files.cert), str(files.key)
+    return (cert, key) if cert and key else None
+
+
+def _bind(value: str | None) -> str | None:
+    try:
+        return web_console.check_bind(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--console-bind") from None

@@ -9,7 +9,7 @@ Reads like spec §4.7.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from msgspec import Struct
 
@@ -32,13 +32,17 @@ COMMON_ERRORS: tuple[int, ...] = (
 )
 
 
+RequestT = TypeVar("RequestT", bound=Struct)
+ResponseT = TypeVar("ResponseT", bound=Struct)
+
+
 @dataclass(frozen=True)
-class Command:
+class Command(Generic[RequestT, ResponseT]):
     service: str
     name: str
     summary: str
-    request: type[Struct]
-    response: type[Struct]
+    request: type[RequestT]
+    response: type[ResponseT]
     handler: str  # the AccountService method that serves it
     default_rate: int  # accepted calls per second per app (spec §1.7, §9.4)
     max_items: int  # the most items one call may carry in its batch array
@@ -58,15 +62,17 @@ class Command:
 
 LOGIN_SVC = "im_open_login_svc"
 
-COMMANDS: tuple[Command, ...] = (
-    Command(
+# Each declaration is also named (``ACCOUNT_IMPORT := ...``): its type, e.g.
+# ``Command[AccountImportRequest, Envelope]``, gives the SDK's method for it (timserver.client).
+COMMANDS: tuple[Command[Any, Any], ...] = (
+    ACCOUNT_IMPORT := Command(
         LOGIN_SVC, "account_import", "Import one account",
         request=m.AccountImportRequest, response=m.Envelope, handler="account_import",
         default_rate=200, max_items=1,
         sample={"UserID": "test", "Nick": "test", "FaceUrl": "http://www.qq.com"},
         errors=(40601, 70398),
     ),
-    Command(
+    MULTIACCOUNT_IMPORT := Command(
         LOGIN_SVC, "multiaccount_import", "Import up to 100 accounts",
         request=m.MultiAccountImportRequest, response=m.MultiAccountImportResponse,
         handler="multiaccount_import", default_rate=100, max_items=100,
@@ -76,20 +82,20 @@ COMMANDS: tuple[Command, ...] = (
         ]},
         exactly_one_of=("Accounts", "AccountList"),
     ),
-    Command(
+    ACCOUNT_DELETE := Command(
         LOGIN_SVC, "account_delete", "Delete up to 100 accounts",
         request=m.AccountDeleteRequest, response=m.AccountDeleteResponse,
         handler="account_delete", default_rate=100, max_items=100,
         sample={"DeleteItem": [{"UserID": "UserID_1"}, {"UserID": "UserID_2"}]},
         errors=(71000,),
     ),
-    Command(
+    ACCOUNT_CHECK := Command(
         LOGIN_SVC, "account_check", "Query whether up to 100 accounts are imported",
         request=m.AccountCheckRequest, response=m.AccountCheckResponse,
         handler="account_check", default_rate=100, max_items=100,
         sample={"CheckItem": [{"UserID": "UserID_1"}, {"UserID": "UserID_2"}]},
     ),
-    Command(
+    KICK := Command(
         LOGIN_SVC, "kick", "Invalidate an account's login state (earlier UserSigs)",
         request=m.KickRequest, response=m.Envelope, handler="kick",
         default_rate=200, max_items=1, sample={"UserID": "test"}, errors=(70107,),

@@ -6,6 +6,7 @@ the CORS headers of Tencent's samples (spec §1.3); all decisions are in ``dispa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -17,10 +18,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..emulator import control as emulator_control
+from ..emulator.state import Emulator
 from ..service.clock import Clock
-from ..service.ratelimit import SharedFileLimiter
-from ..storage import make_storage
+from ..service.ratelimit import RateLimiter, RedisLimiter, SharedFileLimiter
+from ..storage import Storage, make_storage
+from . import observability
+from .console import ConsoleAccess, extension_routes
 from .dispatch import BodyTooLarge, CallInfo, Dispatcher
+from .journal import Journal, body_size
 from .openapi import openapi_document
 
 access_log = logging.getLogger("timserver.access")
@@ -41,9 +47,16 @@ class Settings:
     shared_limiter: str | None = None  # a file shared by worker processes (serve --workers N)
     access_log: bool = True
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line
+    redis: str | None = None  # shared rate limits across instances
+    console: bool = True  # the web console at /console (serve --no-console turns it off)
+    console_bind: str | None = None  # None: the console answers on loopback only
+    console_token: str | None = None  # what the console needs to sign for hosted apps
+    journal_size: int = 1000  # answered /v4 requests kept in memory per worker (0: none)
+    throttle_hints: bool = False  # 60007 also carries Retry-After / X-RateLimit-* headers
 
 
-def _body_reader(request: Request):
+def _body_reader(request: Request, seen: list[int] | None = None):
     async def read(limit: int) -> bytes:
         declared = request.headers.get("content-length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > limit:
@@ -54,16 +67,26 @@ def _body_reader(request: Request):
             if size > limit:
                 raise BodyTooLarge()
             chunks.append(chunk)
+        if seen is not None:
+            seen.append(size)
         return b"".join(chunks)
     return read
 
 
 def create_app(settings: Settings) -> Starlette:
     storage = make_storage(settings.db)
-    limiter = SharedFileLimiter(settings.shared_limiter) if settings.shared_limiter else None
+    limiter: RateLimiter | None = (SharedFileLimiter(settings.shared_limiter)
+                                   if settings.shared_limiter else None)
+    if settings.redis:
+        limiter = RedisLimiter(settings.redis, fallback=limiter,
+                               on_fallback=observability.set_limiter_fallback)
     dispatcher = Dispatcher(storage, Clock(settings.clock_offset), deadline=settings.deadline,
                             limiter=limiter)
     openapi_body = openapi_document()
+    journal = Journal(settings.journal_size)
+    emulator = Emulator(storage, dispatcher.clock, dispatcher.limiter,  # docs/emulator.md
+                        deadline=settings.deadline)
+    dispatcher.faults = emulator
 
     async def v4(request: Request) -> Response:
         if request.method == "OPTIONS":
@@ -71,14 +94,30 @@ def create_app(settings: Settings) -> Starlette:
         started = time.perf_counter()
         info = CallInfo()
         params = request.path_params
+        read: list[int] = []
+        await emulator.refresh()  # fault rules and clock offset changed by the CLI or a worker
         body = await dispatcher.dispatch(
             request.method, params.get("service"), params.get("command"),
-            request.scope["query_string"], _body_reader(request), info)
-        access_log.info(
-            "%s %s sdkappid=%s identifier=%s code=%d bytes=%d ms=%.2f", request.method,
-            request.url.path, info.sdkappid, info.identifier, info.code, len(body),
-            (time.perf_counter() - started) * 1000)
-        return Response(body, headers={**CORS_HEADERS, "Content-Type": JSON_TYPE})
+            request.scope["query_string"], _body_reader(request, read), info)
+        elapsed = time.perf_counter() - started
+        observability.observe(info.command, info.code, elapsed)
+        if not access_log.disabled:
+            access_log.info(
+                "%s %s sdkappid=%s identifier=%s code=%d bytes=%d ms=%.2f", request.method,
+                request.url.path, info.sdkappid, info.identifier, info.code, len(body),
+                elapsed * 1000, extra={"fields": {
+                    "method": request.method, "path": request.url.path, "command": info.command,
+                    "sdkappid": info.sdkappid, "identifier": info.identifier, "code": info.code,
+                    "bytes": len(body), "ms": round(elapsed * 1000, 3)}})
+        journal.record(method=request.method, path=request.url.path, command=info.command,
+                       sdkappid=info.sdkappid, identifier=info.identifier, code=info.code,
+                       latency_ms=(time.perf_counter() - started) * 1000,
+                       request_bytes=body_size(read, request.headers.get("content-length")),
+                       response_bytes=len(body))
+        headers = {**CORS_HEADERS, "Content-Type": JSON_TYPE}
+        if settings.throttle_hints and info.code == 60007:
+            headers.update(emulator_control.throttle_headers(info))
+        return Response(body, headers=headers)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_body)
@@ -86,24 +125,46 @@ def create_app(settings: Settings) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def readyz(request: Request) -> Response:
+        """503 until the database (and Redis, when configured) answer."""
+        checks = {"database": await _database_ready(storage)}
+        if isinstance(limiter, RedisLimiter):
+            checks["redis"] = await limiter.ping()
+        ready = all(checks.values())
+        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        body, content_type = observability.render(storage)
+        return Response(body, headers={"Content-Type": content_type})
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await storage.open()
         try:
             yield
         finally:
+            if isinstance(limiter, RedisLimiter):
+                await limiter.close()
             await storage.close()
 
     all_methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     routes = [
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *extension_routes(ConsoleAccess(settings.console, settings.console_bind,
+                                        settings.console_token), dispatcher, journal, v4),
+        *emulator_control.routes(dispatcher, emulator, CORS_HEADERS),  # /_timserver/faults...
         Route("/v4/{service}/{command}", v4, methods=all_methods),
         Route("/{path:path}", v4, methods=all_methods),  # anything else: 60009 (or 60008)
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.dispatcher = dispatcher
     app.state.storage = storage
+    app.state.journal = journal
+    app.state.emulator = emulator
     return app
 
 
@@ -120,18 +181,26 @@ def _preflight(request: Request) -> Response:
 SETTINGS_ENV = "TIMSERVER_SERVE_SETTINGS"
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> emulator_control.DropGuard:
     """Factory for ``uvicorn --factory`` and worker processes: settings come as JSON in env."""
     import json
     import os
 
     settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
     configure_logging(settings)
-    return create_app(settings)
+    return emulator_control.DropGuard(create_app(settings))  # fault rules may drop connections
 
 
 def configure_logging(settings: Settings) -> None:
     """Per process (workers are spawned): timserver's own lines to stderr, at the chosen level."""
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(name)s %(message)s")
+    observability.configure_logging(settings.log_level, settings.log_format)
     access_log.disabled = not settings.access_log
+
+
+async def _database_ready(storage: Storage) -> bool:
+    try:
+        async with asyncio.timeout(2):
+            await storage.ping()
+        return True
+    except Exception:
+        return False

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 import msgspec
@@ -35,6 +35,7 @@ MAX_UINT32 = 4294967295
 _json_decoder = msgspec.json.Decoder()
 
 BodyReader = Callable[[int], Awaitable[bytes]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -45,6 +46,7 @@ class CallInfo:
     sdkappid: int | None = None
     identifier: str | None = None
     code: int = 0
+    rate: Decision | None = None  # with 60007: the limiter's decision (serve --throttle-hints)
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -70,6 +72,9 @@ def _is_digits(text: str) -> bool:
 
 
 class Dispatcher:
+    #: The emulator's fault hook (``timserver.emulator.Emulator``), set by ``asgi.create_app``.
+    faults: Any = None
+
     def __init__(self, storage: Storage, clock: Clock | None = None, *,
                  deadline: float = 3.0, body_timeout: float = 10.0,
                  limiter: RateLimiter | None = None) -> None:
@@ -88,6 +93,7 @@ class Dispatcher:
             return await self._dispatch(method, service, command, query, read_body, info)
         except TimError as err:
             info.code = err.code
+            info.rate = getattr(err, "decision", None)  # RateLimited (or an injected 60007)
             return messages.encode(messages.ErrorResponse("FAIL", err.info, err.code))
         except Exception:
             log.exception("internal error in %s", info.command or "request")
@@ -107,13 +113,29 @@ class Dispatcher:
             raise TimError(60009, "Requested resource error: no such servicename/command "
                                   f"({service}/{command}); check the request URL.")
         info.command = cmd.name
-        app = await self.authenticate(parse_query(query), info)
+        try:  # steps 3-7 read the database too: the same deadline and failure codes apply
+            app = await within(self.deadline, self.authenticate(parse_query(query), info))
+        except TimeoutError:
+            raise TimError(70169, "Server timeout: the caller could not be authenticated within "
+                                  f"{self.deadline:g} s (the database is slow); retry.") from None
+        except StorageError:
+            log.warning("storage failed while authenticating a %s call", cmd.name, exc_info=True)
+            raise TimError(70500, "Internal server error: the database is unreachable; "
+                                  "retry.") from None
         # 8. Rate limit.
         decision = await self.limiter.acquire((app.sdkappid, cmd.name), rate_for(app, cmd.name))
         if not decision.allowed:
             raise RateLimited(cmd.name, decision)
         # 9. The body.
         request = cmd.parse(self._decode(await self._read(read_body)))
+        # --- Emulator: fault injection (timserver.emulator, docs/emulator.md) -----------------
+        # After auth, rate limit and body validation, just before the handler: where Tencent's
+        # backend itself would fail. A rule may answer an ErrorCode, add latency, drop the
+        # connection (DropConnection, a BaseException, passes the catch-all above) or fail
+        # items of a batch; without rules for the app it calls ``_serve`` at once.
+        if self.faults is not None:
+            return await self.faults.serve(cmd, app, request, self._serve)
+        # ---------------------------------------------------------------------------------------
         return await self._serve(cmd, app, request)
 
     async def authenticate(self, params: dict[str, str], info: CallInfo, *,
@@ -162,12 +184,7 @@ class Dispatcher:
                                   "the URL.")
         app = None
         if _is_digits(raw) and int(raw) <= MAX_UINT32:
-            try:
-                app = await self.apps.get(int(raw))
-            except StorageError:
-                log.exception("cannot read the app")
-                raise TimError(70500, "Internal server error (the database is unreachable); "
-                                      "retry.") from None
+            app = await self.apps.get(int(raw))
         if app is None:
             raise TimError(60006, f"SDKAppID {raw!r} is invalid: no such app on this server.")
         info.sdkappid = app.sdkappid
@@ -202,8 +219,7 @@ class Dispatcher:
     async def _serve(self, cmd: Command, app: App, request: Any) -> bytes:
         handler = getattr(self.accounts, cmd.handler)
         try:
-            async with asyncio.timeout(self.deadline):
-                response = await handler(app, request)
+            response = await within(self.deadline, handler(app, request))
         except TimeoutError:
             raise TimError(70169, f"Server timeout: {cmd.name} could not be served within "
                                   f"{self.deadline:g} s; retry.") from None
@@ -212,6 +228,28 @@ class Dispatcher:
             raise TimError(70500, "Internal server error: the database failed and nothing of "
                                   "this call was applied; retry.") from None
         return messages.encode(response)
+
+
+async def within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
+    """``work``'s result, or TimeoutError after ``seconds``, whatever ``work`` is doing then.
+
+    ``asyncio.timeout`` would cancel ``work`` and then wait for its clean-up, and a database
+    driver's clean-up (returning a connection to its pool over a stalled network) can take far
+    longer than the deadline. So ``work`` runs as its own task, and at the deadline the caller is
+    answered while the task finishes, or fails, on its own. A write that completes after its
+    deadline is harmless: the caller was told 70169 (retry), and every write is idempotent.
+    """
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait((task,), timeout=seconds)
+    if not done:
+        task.add_done_callback(_forget)
+        raise TimeoutError
+    return task.result()
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.info("a call's work failed after its deadline: %r", task.exception())
 
 
 class RateLimited(TimError):

@@ -11,6 +11,7 @@ from .. import __version__
 from ..protocol import messages
 from ..protocol.commands import COMMANDS, COMMON_ERRORS, QUERY_PARAMETERS, Command
 from ..protocol.errors import CATALOGUE
+from .console.openapi import extension_paths
 
 _REF = "#/components/schemas/{name}"
 
@@ -70,6 +71,7 @@ def openapi_document() -> dict[str, Any]:
                     {"$ref": _REF.format(name=cmd.response.__name__)},
                     {"$ref": _REF.format(name="ErrorResponse")}]}}}}},
         }}
+    paths.update(extension_paths())  # /_timserver/ admin endpoints (server/console/)
     return {
         "openapi": "3.1.0",
         "info": {"title": "timserver: Tencent Cloud IM account REST API",

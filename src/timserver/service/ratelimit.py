@@ -70,6 +70,10 @@ class SlidingWindowLimiter:
         log_.append(now)
         return Decision(True, rate, rate - len(log_), 0.0)
 
+    def forget(self, key: Hashable) -> None:
+        """Empty the window of ``key`` (the emulator's reset)."""
+        self._accepted.pop(key, None)
+
     def try_acquire(self, key: Hashable, rate: int) -> bool:
         return self.decide(key, rate).allowed
 
@@ -117,6 +121,10 @@ class SharedFileLimiter:
         if allowed:
             return Decision(True, rate, rate - count - 1, 0.0)
         return Decision(False, rate, 0, max(0.0, oldest - cutoff))
+
+    def forget(self, key: Hashable) -> None:
+        """Empty the window of ``key`` for every worker (the emulator's reset)."""
+        self._conn.execute("DELETE FROM accepted WHERE k = ?", (repr(key),))
 
     def try_acquire(self, key: Hashable, rate: int) -> bool:
         return self.decide(key, rate).allowed

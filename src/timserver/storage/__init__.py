@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import Account, AccountWrite, App, AppExists, Storage, StorageError
+from .base import Account, AccountWrite, App, AppExists, FaultRecord, Storage, StorageError
 
-__all__ = ["Account", "AccountWrite", "App", "AppExists", "Storage", "StorageError",
+__all__ = ["Account", "AccountWrite", "App", "AppExists", "FaultRecord", "Storage", "StorageError",
            "make_storage"]
 
 

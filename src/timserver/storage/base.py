@@ -48,6 +48,18 @@ class Account:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class FaultRecord:
+    """A stored fault rule of the emulator; ``spec`` is JSON text only the emulator reads."""
+
+    id: int
+    sdkappid: int
+    spec: str
+    remaining: int | None  # "next N matching calls" left; None when the rule has no count
+    matched: int  # matching calls counted so far
+    created_at: float
+
+
 class Storage(Protocol):
     url: str
 
@@ -57,6 +69,9 @@ class Storage(Protocol):
     async def close(self) -> None: ...
 
     # --- apps ---------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        """A round trip to the database; raises StorageError when it does not answer."""
+
     async def apps_version(self) -> int:
         """A number that changes whenever any app's record changes (for caches)."""
 
@@ -98,3 +113,32 @@ class Storage(Protocol):
     async def list_accounts(self, sdkappid: int, *, prefix: str = "", after: str = "",
                             limit: int = 100) -> list[Account]:
         """Accounts in UserID order, starting after ``after``, whose UserID starts with prefix."""
+
+    # --- emulator controls (timserver.emulator, docs/emulator.md) -----------------------------
+    async def emulator_version(self) -> int:
+        """A number that changes whenever fault rules or the clock offset change (for caches)."""
+
+    async def add_fault(self, sdkappid: int, spec: str, remaining: int | None) -> FaultRecord:
+        """Store a fault rule of the app and return it with its id."""
+
+    async def list_faults(self, sdkappid: int | None = None) -> list[FaultRecord]:
+        """The fault rules of one app (or of every app), oldest first."""
+
+    async def delete_faults(self, sdkappid: int, rule_id: int | None = None) -> int:
+        """Delete one fault rule of the app, or all of them; returns how many were deleted."""
+
+    async def hit_fault(self, rule_id: int) -> int | None:
+        """Count one call matching a rule, atomically across every process using the database.
+
+        Returns k, the number of this call among the rule's matching calls (1, 2, ...), and
+        takes one from ``remaining`` in the same transaction when the rule has a count. Returns
+        None, changing nothing, when the rule is gone or its count is used up.
+        """
+
+    async def clock_offset(self) -> float:
+        """The emulator clock's offset from the wall clock, in seconds (0 when never set)."""
+
+    async def set_clock_offset(self, seconds: float) -> None: ...
+
+    async def reset_accounts(self, sdkappid: int) -> int:
+        """Delete every non-admin account and every kick of the app; returns accounts deleted."""

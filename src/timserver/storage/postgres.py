@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from ._migrations import scripts
-from .base import Account, AccountWrite, App, AppExists, StorageError
+from .base import Account, AccountWrite, App, AppExists, FaultRecord, StorageError
 
 log = logging.getLogger("timserver.storage.postgres")
 T = TypeVar("T")
@@ -53,6 +53,7 @@ class PostgresStorage:
         self._listener: asyncpg.Connection | None = None
         self._local_version = 0
         self._listen_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # --- life cycle ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -68,6 +69,7 @@ class PostgresStorage:
         await self._listen()
 
     async def close(self) -> None:
+        self._closing = True  # our own closing of the LISTEN connection is no loss
         if self._listen_task is not None:
             self._listen_task.cancel()
             self._listen_task = None
@@ -115,6 +117,8 @@ class PostgresStorage:
         self._local_version += 1
 
     def _on_listener_lost(self, conn: asyncpg.Connection) -> None:
+        if self._closing:
+            return
         log.warning("lost the LISTEN connection; reading apps_version per call until it is back")
         self._listener = None
         self._schedule_relisten()
@@ -148,6 +152,15 @@ class PostgresStorage:
     async def _bump_apps_version(conn: asyncpg.Connection) -> None:
         await conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'apps_version'")
         await conn.execute(f"NOTIFY {_CHANNEL}")  # delivered at commit
+
+    async def ping(self) -> None:
+        await self._run(lambda c: c.fetchval("SELECT 1"))
+
+    def pool_stats(self) -> tuple[int, int]:
+        """(connections, idle connections) of the pool, for the metrics."""
+        if self._pool is None:
+            return 0, 0
+        return self._pool.get_size(), self._pool.get_idle_size()
 
     # --- apps ---------------------------------------------------------------------------------
     async def apps_version(self) -> int:
@@ -304,6 +317,80 @@ class PostgresStorage:
         return [Account(r["user_id"], r["nick"], r["face_url"], r["is_admin"], r["created_at"])
                 for r in rows]
 
+    # --- emulator controls (timserver.emulator, docs/emulator.md) -----------------------------
+    async def emulator_version(self) -> int:
+        # Emulator changes NOTIFY the apps channel too, so while it is heard the LISTEN counter
+        # covers them at no round trip (negative: never equal to a value read from the table).
+        if self._listener is not None and not self._listener.is_closed():
+            return -1 - self._local_version
+        value = await self._run(lambda c: c.fetchval(
+            "SELECT value FROM meta WHERE name = 'emulator_version'"))
+        return value or 0
+
+    async def add_fault(self, sdkappid: int, spec: str, remaining: int | None) -> FaultRecord:
+        async def work(conn: asyncpg.Connection) -> FaultRecord:
+            row = await conn.fetchrow(
+                f"INSERT INTO fault_rules (sdkappid, spec, remaining, created_at) "
+                f"VALUES ($1, $2, $3, $4) RETURNING {_FAULT_COLUMNS}",
+                sdkappid, spec, remaining, time.time())
+            await _bump_emulator_version(conn)
+            return FaultRecord(*row)
+        return await self._run(work, write=True)
+
+    async def list_faults(self, sdkappid: int | None = None) -> list[FaultRecord]:
+        if sdkappid is None:
+            rows = await self._run(lambda c: c.fetch(
+                f"SELECT {_FAULT_COLUMNS} FROM fault_rules ORDER BY id"))
+        else:
+            rows = await self._run(lambda c: c.fetch(
+                f"SELECT {_FAULT_COLUMNS} FROM fault_rules WHERE sdkappid = $1 ORDER BY id",
+                sdkappid))
+        return [FaultRecord(*row) for row in rows]
+
+    async def delete_faults(self, sdkappid: int, rule_id: int | None = None) -> int:
+        async def work(conn: asyncpg.Connection) -> int:
+            if rule_id is None:
+                gone = await conn.fetch("DELETE FROM fault_rules WHERE sdkappid = $1 RETURNING id",
+                                        sdkappid)
+            else:
+                gone = await conn.fetch("DELETE FROM fault_rules WHERE sdkappid = $1 AND id = $2 "
+                                        "RETURNING id", sdkappid, rule_id)
+            if gone:
+                await _bump_emulator_version(conn)
+            return len(gone)
+        return await self._run(work, write=True)
+
+    async def hit_fault(self, rule_id: int) -> int | None:
+        # The row lock serialises concurrent hits; the WHERE is checked again under it.
+        return await self._run(lambda c: c.fetchval(
+            "UPDATE fault_rules SET matched = matched + 1, remaining = remaining - 1 "
+            "WHERE id = $1 AND (remaining IS NULL OR remaining > 0) RETURNING matched",
+            rule_id), write=True)
+
+    async def clock_offset(self) -> float:
+        value = await self._run(lambda c: c.fetchval(
+            "SELECT value FROM meta WHERE name = 'clock_offset_ms'"))
+        return (value or 0) / 1000
+
+    async def set_clock_offset(self, seconds: float) -> None:
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('clock_offset_ms', $1) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value", round(seconds * 1000))
+            await _bump_emulator_version(conn)
+        await self._run(work, write=True)
+
+    async def reset_accounts(self, sdkappid: int) -> int:
+        async def work(conn: asyncpg.Connection) -> int:
+            # The app row first: the same lock a capped import takes, so counts stay exact.
+            await conn.execute("SELECT 1 FROM apps WHERE sdkappid = $1 FOR UPDATE", sdkappid)
+            gone = await conn.fetch("DELETE FROM accounts WHERE sdkappid = $1 AND NOT is_admin "
+                                    "RETURNING 1", sdkappid)
+            await conn.execute("DELETE FROM kicks WHERE sdkappid = $1", sdkappid)
+            await conn.execute("UPDATE apps SET account_count = 0 WHERE sdkappid = $1", sdkappid)
+            return len(gone)
+        return await self._run(work, write=True)
+
 
 async def _set_admins(conn: asyncpg.Connection, sdkappid: int, admins: Sequence[str]) -> None:
     """Make exactly ``admins`` the admin accounts of the app, keeping account_count exact."""
@@ -317,3 +404,11 @@ async def _set_admins(conn: asyncpg.Connection, sdkappid: int, admins: Sequence[
     await conn.execute(
         "UPDATE apps SET account_count = (SELECT count(*) FROM accounts "
         "WHERE sdkappid = $1 AND NOT is_admin) WHERE sdkappid = $1", sdkappid)
+
+
+_FAULT_COLUMNS = "id, sdkappid, spec, remaining, matched, created_at"
+
+
+async def _bump_emulator_version(conn: asyncpg.Connection) -> None:
+    await conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'emulator_version'")
+    await conn.execute(f"NOTIFY {_CHANNEL}")  # delivered at commit; see emulator_version

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._migrations import scripts
-from .base import Account, AccountWrite, App, AppExists, StorageError
+from .base import Account, AccountWrite, App, AppExists, FaultRecord, StorageError
 
 T = TypeVar("T")
 _MAX_GROUP = 256  # writes committed together at most
@@ -222,6 +222,9 @@ class SQLiteStorage:
         assert self._writer is not None, "storage is not open"
         return await self._writer.submit(fn)
 
+    async def ping(self) -> None:
+        self._read("SELECT 1")
+
     # --- apps ---------------------------------------------------------------------------------
     async def apps_version(self) -> int:
         return self._read("SELECT value FROM meta WHERE name = 'apps_version'")[0][0]
@@ -364,6 +367,78 @@ class SQLiteStorage:
         params.append(limit)
         return [Account(uid, nick, face, bool(adm), created)
                 for uid, nick, face, adm, created in self._read(sql, params)]
+
+    # --- emulator controls (timserver.emulator, docs/emulator.md) -----------------------------
+    async def emulator_version(self) -> int:
+        rows = self._read("SELECT value FROM meta WHERE name = 'emulator_version'")
+        return rows[0][0] if rows else 0
+
+    async def add_fault(self, sdkappid: int, spec: str, remaining: int | None) -> FaultRecord:
+        def write(conn: sqlite3.Connection) -> FaultRecord:
+            row = conn.execute(
+                f"INSERT INTO fault_rules (sdkappid, spec, remaining, created_at) "
+                f"VALUES (?, ?, ?, ?) RETURNING {_FAULT_COLUMNS}",
+                (sdkappid, spec, remaining, time.time())).fetchone()
+            _bump_emulator_version(conn)
+            return FaultRecord(*row)
+        return await self._write(write)
+
+    async def list_faults(self, sdkappid: int | None = None) -> list[FaultRecord]:
+        if sdkappid is None:
+            rows = self._read(f"SELECT {_FAULT_COLUMNS} FROM fault_rules ORDER BY id")
+        else:
+            rows = self._read(f"SELECT {_FAULT_COLUMNS} FROM fault_rules WHERE sdkappid = ? "
+                              "ORDER BY id", (sdkappid,))
+        return [FaultRecord(*row) for row in rows]
+
+    async def delete_faults(self, sdkappid: int, rule_id: int | None = None) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            if rule_id is None:
+                cur = conn.execute("DELETE FROM fault_rules WHERE sdkappid = ?", (sdkappid,))
+            else:
+                cur = conn.execute("DELETE FROM fault_rules WHERE sdkappid = ? AND id = ?",
+                                   (sdkappid, rule_id))
+            if cur.rowcount:
+                _bump_emulator_version(conn)
+            return cur.rowcount
+        return await self._write(write)
+
+    async def hit_fault(self, rule_id: int) -> int | None:
+        def write(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "UPDATE fault_rules SET matched = matched + 1, remaining = remaining - 1 "
+                "WHERE id = ? AND (remaining IS NULL OR remaining > 0) RETURNING matched",
+                (rule_id,)).fetchone()
+            return row[0] if row else None
+        return await self._write(write)
+
+    async def clock_offset(self) -> float:
+        rows = self._read("SELECT value FROM meta WHERE name = 'clock_offset_ms'")
+        return rows[0][0] / 1000 if rows else 0.0
+
+    async def set_clock_offset(self, seconds: float) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO meta (name, value) VALUES ('clock_offset_ms', ?) "
+                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                         (round(seconds * 1000),))
+            _bump_emulator_version(conn)
+        await self._write(write)
+
+    async def reset_accounts(self, sdkappid: int) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            deleted = conn.execute("DELETE FROM accounts WHERE sdkappid = ? AND is_admin = 0",
+                                   (sdkappid,)).rowcount
+            conn.execute("DELETE FROM kicks WHERE sdkappid = ?", (sdkappid,))
+            conn.execute("UPDATE apps SET account_count = 0 WHERE sdkappid = ?", (sdkappid,))
+            return deleted
+        return await self._write(write)
+
+
+_FAULT_COLUMNS = "id, sdkappid, spec, remaining, matched, created_at"
+
+
+def _bump_emulator_version(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'emulator_version'")
 
 
 def _set_admins(conn: sqlite3.Connection, sdkappid: int, admins: Sequence[str]) -> None:

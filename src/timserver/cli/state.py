@@ -1,0 +1,252 @@
+"""``timserver reset | seed | snapshot | clock``: the emulator's state (docs/emulator.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from ..emulator import snapshots, state
+from ..emulator.seed import SeedError, SeedResult, read_seed, seed_app
+from ..storage import Storage
+from ._common import db_option, with_storage
+
+
+async def _require_app(storage: Storage, sdkappid: int) -> None:
+    if await storage.get_app(sdkappid) is None:
+        raise click.ClickException(f"no app with SDKAppID {sdkappid}")
+
+
+# --- reset ------------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--sdkappid", type=int, required=True, help="The app to empty.")
+@click.option("--faults", "with_faults", is_flag=True, help="Delete the app's fault rules too.")
+@click.option("--clock", "with_clock", is_flag=True, help="Set the clock offset back to 0 too.")
+@db_option
+def reset(sdkappid: int, with_faults: bool, with_clock: bool, db: str) -> None:
+    """Delete an app's accounts (admins stay) and kicks.
+
+    A running server sees it on its next call (its rate-limit windows, kept in memory, empty
+    within a second; the control endpoint POST /_timserver/reset empties them at once).
+    """
+    async def work(storage: Storage) -> dict[str, object]:
+        await _require_app(storage, sdkappid)
+        return await state.reset_app(storage, sdkappid, faults=with_faults, clock=with_clock)
+    done = with_storage(db, work)
+    line = f"App {sdkappid}: deleted {done['DeletedAccounts']} accounts"
+    if "DeletedRules" in done:
+        line += f" and {done['DeletedRules']} fault rules"
+    if "ClockOffset" in done:
+        line += "; clock offset 0"
+    click.echo(line + ".")
+
+
+# --- seed -------------------------------------------------------------------------------------------
+
+
+def seed_file(db: str, sdkappid: int, path: str) -> SeedResult:
+    """Import a seed file into an app (``timserver seed`` and ``serve --seed``)."""
+    try:
+        accounts = read_seed(path)
+    except SeedError as exc:
+        raise click.ClickException(f"cannot seed: {exc}") from None
+
+    async def work(storage: Storage) -> SeedResult:
+        await _require_app(storage, sdkappid)
+        return await seed_app(storage, sdkappid, accounts)
+    return with_storage(db, work)
+
+
+def seed_summary(sdkappid: int, result: SeedResult) -> str:
+    line = f"Seeded app {sdkappid}: {result.imported} of {result.accounts} accounts imported"
+    if result.refused:
+        shown = ", ".join(result.refused[:5]) + (" ..." if len(result.refused) > 5 else "")
+        line += f"; {len(result.refused)} refused by the trial edition's cap ({shown})"
+    return line + "."
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--sdkappid", type=int, required=True, help="The app that gets the accounts.")
+@db_option
+def seed(path: str, sdkappid: int, db: str) -> None:
+    """Import accounts from a file: CSV (UserID,Nick,FaceUrl), NDJSON, or one UserID a line."""
+    click.echo(seed_summary(sdkappid, seed_file(db, sdkappid, path)))
+
+
+# --- snapshot ---------------------------------------------------------------------------------------
+
+
+@click.group()
+def snapshot() -> None:
+    """Named snapshots of the data (apps, accounts, kicks) of a SQLite database."""
+
+
+def _snapshot_call(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    try:
+        return fn(*args, **kwargs)
+    except snapshots.SnapshotError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _migrated(db: str) -> None:
+    """Open the database once, so that it exists with every migration applied."""
+    async def nothing(storage: Storage) -> None:
+        return None
+    with_storage(db, nothing)
+
+
+@snapshot.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Replace a snapshot of that name.")
+@db_option
+def save(name: str, force: bool, db: str) -> None:
+    """Save the database as snapshot NAME (safe while a server runs)."""
+    _snapshot_call(snapshots.folder, db)
+    _migrated(db)
+    info = _snapshot_call(snapshots.save, db, name, overwrite=force)
+    click.echo(f"Saved snapshot {name!r}: {info.apps} apps, {info.accounts} accounts "
+               f"({info.path}).")
+
+
+@snapshot.command()
+@click.argument("name")
+@db_option
+def restore(name: str, db: str) -> None:
+    """Restore the apps, accounts and kicks of snapshot NAME (safe while a server runs;
+    fault rules and the clock stay as they are)."""
+    _snapshot_call(snapshots.folder, db)
+    _migrated(db)
+    info = _snapshot_call(snapshots.restore, db, name)
+    click.echo(f"Restored snapshot {name!r}: {info.apps} apps, {info.accounts} accounts.")
+
+
+@snapshot.command("list")
+@db_option
+def list_(db: str) -> None:
+    """List the snapshots of the database."""
+    found = _snapshot_call(snapshots.list_snapshots, db)
+    for info in found:
+        when = dt.datetime.fromtimestamp(info.created).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        counts = ("unreadable" if info.apps is None
+                  else f"{info.apps} apps, {info.accounts} accounts")
+        click.echo(f"{info.name}  {when}  {info.size} bytes  {counts}")
+    if not found:
+        click.echo("No snapshots (timserver snapshot save NAME makes one).")
+
+
+@snapshot.command()
+@click.argument("name")
+@db_option
+def delete(name: str, db: str) -> None:
+    """Delete snapshot NAME."""
+    _snapshot_call(snapshots.delete, db, name)
+    click.echo(f"Deleted snapshot {name!r}.")
+
+
+# --- clock ------------------------------------------------------------------------------------------
+
+
+@click.group()
+def clock() -> None:
+    """The server's clock: an offset from the wall clock, for UserSig expiry and kicks."""
+
+
+def _show(offset: float) -> None:
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)
+    click.echo(f"Clock offset: {offset:+g} s (server time {now:%Y-%m-%d %H:%M:%S} UTC)")
+
+
+def _offset(value: str) -> float:
+    try:
+        return state.check_offset(float(value))
+    except (ValueError, state.StateError) as exc:
+        raise click.BadParameter(str(exc), param_hint="SECONDS") from None
+
+
+@clock.command()
+@db_option
+def show(db: str) -> None:
+    """Show the clock offset."""
+    _show(with_storage(db, lambda storage: storage.clock_offset()))
+
+
+@clock.command("set", context_settings={"ignore_unknown_options": True})
+@click.argument("seconds")
+@db_option
+def set_(seconds: str, db: str) -> None:
+    """Set the offset to SECONDS from the wall clock (0: real time; may be negative)."""
+    offset = _offset(seconds)
+    _show(with_storage(db, lambda storage: state.set_clock(storage, offset)))
+
+
+@clock.command(context_settings={"ignore_unknown_options": True})
+@click.argument("seconds")
+@db_option
+def advance(seconds: str, db: str) -> None:
+    """Move the clock SECONDS forward (negative: back)."""
+    step = _offset(seconds)
+
+    async def work(storage: Storage) -> float:
+        try:
+            return await state.advance_clock(storage, step)
+        except state.StateError as exc:
+            raise click.ClickException(str(exc)) from None
+    _show(with_storage(db, work))
+
+
+# --- serve --faults / --seed / --clock-offset / --throttle-hints -----------------------------------
+
+
+def emulator_options(command):  # type: ignore[no-untyped-def]
+    """The emulator's options of ``timserver serve`` (they arrive in its ``**emulator``)."""
+    options = [
+        click.option("--faults", "faults_file", type=click.Path(exists=True, dir_okay=False),
+                     help="Fault rules to apply (a JSON file; docs/emulator.md); they replace the "
+                          "rules of the apps they name."),
+        click.option("--seed", "seed_path", type=click.Path(exists=True, dir_okay=False),
+                     help="Import accounts at start: CSV (UserID,Nick,FaceUrl), NDJSON, or one "
+                          "UserID a line."),
+        click.option("--seed-sdkappid", type=int,
+                     help="The app --seed fills (default: the database's only app)."),
+        click.option("--clock-offset", type=float, metavar="SECONDS",
+                     help="Set the server's clock SECONDS away from the wall clock (UserSig "
+                          "expiry, kicks); without it the database's offset stays."),
+        click.option("--throttle-hints", is_flag=True,
+                     help="On 60007 also send Retry-After and X-RateLimit-* headers."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def start_emulator(db: str, apps: list, options: dict[str, object]) -> None:  # type: ignore[type-arg]
+    """Apply ``serve``'s emulator options to the database before the server starts."""
+    seed_path, faults_file = options.get("seed_path"), options.get("faults_file")
+    offset = options.get("clock_offset")
+    if seed_path:
+        sdkappid = options.get("seed_sdkappid")
+        if sdkappid is None:
+            if len(apps) != 1:
+                raise click.UsageError("the database holds several apps: say which one --seed "
+                                       "fills with --seed-sdkappid")
+            sdkappid = apps[0].sdkappid
+        assert isinstance(sdkappid, int)
+        click.echo(seed_summary(sdkappid, seed_file(db, sdkappid, str(seed_path))))
+    if faults_file:
+        async def load(storage: Storage) -> list[state.FaultRule]:
+            try:
+                return await state.load_faults_file(storage, str(faults_file))
+            except state.RuleError as exc:
+                raise click.ClickException(f"cannot load the fault rules: {exc}") from None
+        loaded = with_storage(db, load)
+        click.echo(f"Fault rules: {len(loaded)} loaded from {faults_file}.")
+    if offset is not None:
+        checked = _offset(str(offset))
+        with_storage(db, lambda storage: state.set_clock(storage, checked))
+    current = with_storage(db, lambda storage: storage.clock_offset())
+    if current:
+        click.echo(f"Clock offset: {current:+g} s from the wall clock (timserver clock set 0 "
+                   "returns to real time).")

@@ -1,0 +1,157 @@
+"""``AsyncClient``: the asyncio client (httpx.AsyncClient). Concurrent tasks share its pacing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, Self, TypeVar, overload
+
+import httpx
+from msgspec import Struct
+
+from ..protocol.commands import Command
+from . import bulk
+from ._base import HEADERS, BaseClient
+from ._exceptions import ApiError, NetworkError, TimClientError
+from ._methods import AsyncMethod, Commands
+
+ReqT = TypeVar("ReqT", bound=Struct)
+RespT = TypeVar("RespT", bound=Struct)
+
+
+class AsyncClient(Commands, BaseClient):
+    """Tencent IM account REST API client for asyncio; the same API as :class:`Client`, awaited.
+
+    Use it in an ``async with`` block, or await :meth:`aclose`.
+    """
+
+    _method_type = AsyncMethod
+
+    def __init__(self, sdkappid: int, key: str, admin: str, endpoint: str, *,
+                 transport: httpx.AsyncBaseTransport | None = None, **options: Any) -> None:
+        super().__init__(sdkappid, key, admin, endpoint, **options)
+        self._http = httpx.AsyncClient(
+            transport=transport, headers=HEADERS, timeout=httpx.Timeout(self.timeout, pool=None),
+            limits=httpx.Limits(max_connections=None,
+                                max_keepalive_connections=max(20, 2 * self.concurrency)))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @overload
+    async def call(self, command: Command[ReqT, RespT],
+                   request: ReqT | Mapping[str, Any] | None = None, /, **fields: Any) -> RespT: ...
+    @overload
+    async def call(self, command: str, request: Struct | Mapping[str, Any] | None = None, /,
+                   **fields: Any) -> Any: ...
+
+    async def call(self, command: Any, request: Any = None, /, **fields: Any) -> Any:
+        """Send one command (a ``Command`` of the table or its name), paced, with retries."""
+        cmd = self._command(command)
+        body = self._encode(cmd, request, fields)
+        attempt, resigned = 0, False
+        while True:
+            attempt += 1
+            wait = max(self.pacer.reserve(cmd.name), self.signer.ready_in())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            while (wait := self.pacer.admit(cmd.name)) > 0:
+                await asyncio.sleep(wait)
+            sig = self.signer.current()
+            self.stats.sent()
+            failure: TimClientError
+            try:
+                response = await self._http.post(self._url(cmd, sig), content=body)
+                return self._read(cmd, response)
+            except (ApiError, NetworkError) as exc:
+                failure = exc
+            except httpx.RequestError as exc:
+                failure = NetworkError(f"{type(exc).__name__}: {exc}", command=cmd.name,
+                                       retryable=isinstance(exc, httpx.TransportError))
+                failure.__cause__ = exc
+            wait, now_resigned = self._plan_retry(cmd, failure, attempt, sig, resigned)
+            if now_resigned and not resigned:
+                attempt -= 1
+                resigned = True
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    # --- bulk helpers ---------------------------------------------------------------------------
+
+    async def check_accounts(self, user_ids: Iterable[str],
+                             **options: Any) -> list[bulk.AccountResult]:
+        """account_check over any number of UserIDs: a result per UserID, in order."""
+        return await self._bulk(bulk.CHECK, user_ids, **options)
+
+    async def import_accounts(self, accounts: Iterable[str | bulk.Account | Mapping[str, Any]],
+                              **options: Any) -> list[bulk.AccountResult]:
+        """multiaccount_import over any number of accounts (UserIDs, dicts or ``Account``)."""
+        return await self._bulk(bulk.IMPORT, accounts, **options)
+
+    async def delete_accounts(self, user_ids: Iterable[str],
+                              **options: Any) -> list[bulk.AccountResult]:
+        """account_delete over any number of UserIDs: a result per UserID, in order."""
+        return await self._bulk(bulk.DELETE, user_ids, **options)
+
+    async def _bulk(self, op: bulk.Operation[Any], items: Iterable[Any], *,
+                    batch_size: int | None = None, concurrency: int | None = None,
+                    skip_batches: Collection[int] = (),
+                    on_batch: bulk.OnBatch | None = None) -> list[bulk.AccountResult]:
+        size = bulk.check_size(op, batch_size)
+        chunks = bulk.batches(op.prepare(items), size)
+        pending = [i for i in range(len(chunks)) if i not in skip_batches]
+        todo = iter(pending)
+        done: dict[int, list[bulk.AccountResult]] = {}
+
+        async def worker() -> None:
+            for index in todo:  # tasks share the iterator: each batch is taken once
+                results = await self._drive(op.plan(chunks[index]))
+                done[index] = results
+                if on_batch is not None:
+                    on_batch(index, results)
+
+        tasks = [asyncio.create_task(worker())
+                 for _ in range(min(concurrency or self.concurrency, len(pending)))]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return [r for index in sorted(done) for r in done[index]]
+
+    async def _drive(self, plan: bulk.Plan) -> list[bulk.AccountResult]:
+        try:
+            calls = next(plan)
+            while True:
+                calls = plan.send(await _all(self._outcome(call) for call in calls))
+        except StopIteration as finished:
+            return finished.value
+
+    async def _outcome(self, call: bulk.Call) -> Any:
+        try:
+            return await self.call(call.command, call.request)
+        except ApiError as exc:
+            return exc
+
+
+async def _all(coros: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """Await them all; if one raises, cancel the others (no call is left running unseen)."""
+    tasks = [asyncio.ensure_future(co) for co in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+__all__: Sequence[str] = ["AsyncClient"]

@@ -1,0 +1,160 @@
+"""``Client``: the blocking client (httpx.Client). Thread-safe: threads share its pacing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, Self, TypeVar, overload
+
+import httpx
+from msgspec import Struct
+
+from ..protocol.commands import Command
+from . import bulk
+from ._base import HEADERS, BaseClient
+from ._exceptions import ApiError, NetworkError, TimClientError
+from ._methods import Commands, SyncMethod
+
+ReqT = TypeVar("ReqT", bound=Struct)
+RespT = TypeVar("RespT", bound=Struct)
+
+
+class Client(Commands, BaseClient):
+    """Tencent IM account REST API client, blocking.
+
+    ``Client(sdkappid, key, admin, endpoint)``; ``endpoint`` is a region (``"singapore"``) or a
+    base URL (``"http://127.0.0.1:8080"``). One method per command (``account_check``, ...),
+    returning the command's response struct; failures raise :class:`ApiError` or
+    :class:`NetworkError`. Use it in a ``with`` block, or call :meth:`close`.
+    """
+
+    _method_type = SyncMethod
+
+    def __init__(self, sdkappid: int, key: str, admin: str, endpoint: str, *,
+                 transport: httpx.BaseTransport | None = None, **options: Any) -> None:
+        super().__init__(sdkappid, key, admin, endpoint, **options)
+        self._http = httpx.Client(
+            transport=transport, headers=HEADERS, timeout=httpx.Timeout(self.timeout, pool=None),
+            limits=httpx.Limits(max_connections=None,
+                                max_keepalive_connections=max(20, 2 * self.concurrency)))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    @overload
+    def call(self, command: Command[ReqT, RespT], request: ReqT | Mapping[str, Any] | None = None,
+             /, **fields: Any) -> RespT: ...
+    @overload
+    def call(self, command: str, request: Struct | Mapping[str, Any] | None = None, /,
+             **fields: Any) -> Any: ...
+
+    def call(self, command: Any, request: Any = None, /, **fields: Any) -> Any:
+        """Send one command (a ``Command`` of the table or its name), paced, with retries."""
+        cmd = self._command(command)
+        body = self._encode(cmd, request, fields)
+        attempt, resigned = 0, False
+        while True:
+            attempt += 1
+            wait = max(self.pacer.reserve(cmd.name), self.signer.ready_in())
+            if wait > 0:
+                time.sleep(wait)
+            while (wait := self.pacer.admit(cmd.name)) > 0:
+                time.sleep(wait)
+            sig = self.signer.current()
+            self.stats.sent()
+            failure: TimClientError
+            try:
+                response = self._http.post(self._url(cmd, sig), content=body)
+                return self._read(cmd, response)
+            except (ApiError, NetworkError) as exc:
+                failure = exc
+            except httpx.RequestError as exc:
+                failure = NetworkError(f"{type(exc).__name__}: {exc}", command=cmd.name,
+                                       retryable=isinstance(exc, httpx.TransportError))
+                failure.__cause__ = exc
+            wait, now_resigned = self._plan_retry(cmd, failure, attempt, sig, resigned)
+            if now_resigned and not resigned:
+                attempt -= 1
+                resigned = True
+            if wait > 0:
+                time.sleep(wait)
+
+    # --- bulk helpers ---------------------------------------------------------------------------
+
+    def check_accounts(self, user_ids: Iterable[str], **options: Any) -> list[bulk.AccountResult]:
+        """account_check over any number of UserIDs: a result per UserID, in order."""
+        return self._bulk(bulk.CHECK, user_ids, **options)
+
+    def import_accounts(self, accounts: Iterable[str | bulk.Account | Mapping[str, Any]],
+                        **options: Any) -> list[bulk.AccountResult]:
+        """multiaccount_import over any number of accounts (UserIDs, dicts or ``Account``)."""
+        return self._bulk(bulk.IMPORT, accounts, **options)
+
+    def delete_accounts(self, user_ids: Iterable[str], **options: Any) -> list[bulk.AccountResult]:
+        """account_delete over any number of UserIDs: a result per UserID, in order."""
+        return self._bulk(bulk.DELETE, user_ids, **options)
+
+    def _bulk(self, op: bulk.Operation[Any], items: Iterable[Any], *, batch_size: int | None = None,
+              concurrency: int | None = None, skip_batches: Collection[int] = (),
+              on_batch: bulk.OnBatch | None = None) -> list[bulk.AccountResult]:
+        size = bulk.check_size(op, batch_size)
+        chunks = bulk.batches(op.prepare(items), size)
+        todo = iter([i for i in range(len(chunks)) if i not in skip_batches])
+        done: dict[int, list[bulk.AccountResult]] = {}
+        lock = threading.Lock()
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            while not stop.is_set():
+                with lock:
+                    index = next(todo, None)
+                if index is None:
+                    return
+                try:
+                    results = self._drive(op.plan(chunks[index]))
+                    with lock:  # on_batch is never called by two threads at once
+                        done[index] = results
+                        if on_batch is not None:
+                            on_batch(index, results)
+                except BaseException as exc:
+                    errors.append(exc)
+                    stop.set()
+                    return
+
+        threads = [threading.Thread(target=worker, name=f"timserver-bulk-{n}", daemon=True)
+                   for n in range(min(concurrency or self.concurrency, len(chunks)))]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                t.join()
+        finally:
+            stop.set()
+        if errors:
+            raise errors[0]
+        return [r for index in sorted(done) for r in done[index]]
+
+    def _drive(self, plan: bulk.Plan) -> list[bulk.AccountResult]:
+        try:
+            calls = next(plan)
+            while True:
+                calls = plan.send([self._outcome(call) for call in calls])
+        except StopIteration as finished:
+            return finished.value
+
+    def _outcome(self, call: bulk.Call) -> Any:
+        try:
+            return self.call(call.command, call.request)
+        except ApiError as exc:
+            return exc
+
+
+__all__: Sequence[str] = ["Client"]

@@ -1,0 +1,18 @@
+"""Emulator powers (docs/emulator.md): fault injection, reset, seed, snapshots, a clock.
+
+* ``faults.py``    fault rules: what they match, what they do, the dispatcher's hook;
+* ``state.py``     the per-process ``Emulator``: rules and clock offset refreshed from storage;
+* ``control.py``   the admin-authenticated endpoints under ``/_timserver/``, throttle hints;
+* ``seed.py``      account files for ``serve --seed`` (CSV, NDJSON, one UserID per line);
+* ``snapshots.py`` named snapshots of a SQLite database.
+
+Everything the emulator changes lives in the database, so the CLI, a running server and all of
+its worker processes see the same rules and the same clock.
+"""
+
+from __future__ import annotations
+
+from .faults import DropConnection, FaultRule, RuleError, parse_rule
+from .state import Emulator
+
+__all__ = ["DropConnection", "Emulator", "FaultRule", "RuleError", "parse_rule"]

@@ -1,0 +1,381 @@
+"""Fault rules: which calls they match, what they do to them, and the dispatcher's hook.
+
+A rule belongs to one app. It matches that app's calls of one command (or of ``all``), and, when
+it names a ``UserID``, only the calls whose body names that UserID. A matching call is counted
+(atomically, in the database) and the rule *fires*:
+
+* on every matching call, when it has neither a probability nor a count;
+* with ``Probability`` P: the k-th matching call fires when ``draw(Seed, k) < P``, so the
+  sequence of outcomes is a pure function of the seed, whatever process serves the call;
+* for the next ``Times`` N matching calls: a count taken in the same transaction that counts
+  the call, exact across the worker processes.
+
+A rule that fires waits ``LatencyMs``, then does at most one of: answer ``Code`` (any ErrorCode
+of the catalogue); ``Drop`` the connection without an answer; ``FailItems``: fail items of the
+batch (``FailAccounts`` / ``ResultCode`` ≠ 0), the items naming ``UserID`` or, without one,
+each item with ``ItemProbability``; the other items are served normally.
+
+Where: after every check of spec §9.1 (auth, rate limit, body validation), just before the
+command's handler — where Tencent's backend itself fails. Rules are evaluated oldest first; a
+rule that only adds latency lets the next rules be evaluated, the first rule that fires with an
+action ends the evaluation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from ..protocol import messages as m
+from ..protocol.commands import BY_NAME, Command
+from ..protocol.errors import CATALOGUE, TimError, meaning
+from ..server.dispatch import within
+from ..service.apps import rate_for
+from ..service.ratelimit import Decision
+from ..service.rules import userid_problem
+from ..storage import App, FaultRecord, Storage, StorageError
+
+log = logging.getLogger("timserver.emulator")
+
+ALL = "all"
+MAX_RULES_PER_APP = 100
+MAX_LATENCY_MS = 120_000
+MAX_TIMES = 1_000_000
+MAX_SEED = 2**63 - 1
+DEFAULT_ITEM_CODE = 70500  # "internal error, retry" for an item failed on purpose
+
+#: Keys of a rule as given (control endpoint, ``serve --faults`` file).
+INPUT_KEYS = ("Command", "UserID", "Code", "LatencyMs", "Drop", "FailItems", "ItemProbability",
+              "Probability", "Times", "Seed")
+#: Keys a listing adds; a faults file may carry them (a saved listing), they are ignored.
+OUTPUT_KEYS = ("Id", "SDKAppID", "Remaining", "Matched", "CreatedAt", "Description")
+
+ServeFn = Callable[[Command, App, Any], Awaitable[bytes]]
+
+
+class RuleError(ValueError):
+    """A fault rule that cannot be accepted; the message says why, for a person."""
+
+
+class DropConnection(BaseException):  # a control-flow signal, like CancelledError
+    """Raised by the fault hook to close the connection without any answer.
+
+    A ``BaseException``, so that the dispatcher's catch-all (which turns exceptions into 70500)
+    lets it through to ``DropGuard``, the ASGI wrapper of the server process that aborts the
+    socket. In-process (an ASGI test transport) it reaches the caller as an exception.
+    """
+
+    def __init__(self, rule_id: int) -> None:
+        super().__init__(f"connection dropped by fault rule {rule_id}")
+        self.rule_id = rule_id
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """What a rule matches and does (stored as JSON; see ``to_json``)."""
+
+    command: str = ALL
+    user_id: str | None = None
+    code: int | None = None  # the ErrorCode to answer; with fail_items, the items' ResultCode
+    latency_ms: int = 0
+    drop: bool = False
+    fail_items: bool = False
+    item_probability: float = 1.0
+    probability: float | None = None
+    times: int | None = None
+    seed: int = 0
+
+    @property
+    def has_action(self) -> bool:
+        return self.drop or self.fail_items or self.code is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Command": self.command, "UserID": self.user_id, "Code": self.code,
+                "LatencyMs": self.latency_ms, "Drop": self.drop, "FailItems": self.fail_items,
+                "ItemProbability": self.item_probability if self.fail_items else None,
+                "Probability": self.probability,
+                "Times": self.times, "Seed": self.seed}
+
+    def describe(self) -> str:
+        """One line for people: the CLI listing and the console."""
+        what = []
+        if self.latency_ms:
+            what.append(f"wait {self.latency_ms} ms")
+        if self.drop:
+            what.append("drop the connection")
+        elif self.fail_items:
+            share = "" if self.item_probability >= 1 else f" ({self.item_probability:g} of them)"
+            whose = f"items of {self.user_id!r}" if self.user_id is not None else "items"
+            what.append(f"fail {whose}{share} with ResultCode {self.code or DEFAULT_ITEM_CODE}")
+        elif self.code is not None:
+            name = CATALOGUE[self.code].name if self.code in CATALOGUE else ""
+            what.append(f"answer {self.code} {name}".rstrip())
+        when = ("always" if self.probability is None and self.times is None
+                else f"with probability {self.probability:g} (seed {self.seed})"
+                if self.probability is not None else f"for the next {self.times} calls")
+        scope = f"{self.command} calls" if self.command != ALL else "all calls"
+        if self.user_id is not None:
+            scope += f" naming {self.user_id!r}"
+        return f"{scope}: {', then '.join(what)}, {when}"
+
+
+def _int(obj: dict[str, Any], key: str, low: int, high: int) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if type(value) is not int or not low <= value <= high:
+        raise RuleError(f"{key} must be an integer from {low} to {high}")
+    return value
+
+
+def _fraction(obj: dict[str, Any], key: str, *, zero_ok: bool) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if (type(value) not in (int, float) or not math.isfinite(value)
+            or not (0 <= value <= 1 if zero_ok else 0 < value <= 1)):
+        raise RuleError(f"{key} must be a number from {0 if zero_ok else 'above 0'} to 1")
+    return float(value)
+
+
+def _flag(obj: dict[str, Any], key: str) -> bool:
+    value = obj.get(key, False)
+    if value is None:
+        return False
+    if type(value) is not bool:
+        raise RuleError(f"{key} must be true or false")
+    return value
+
+
+def parse_rule(obj: Any, *, ignore_output_keys: bool = False) -> FaultSpec:
+    """A rule from its JSON form, checked strictly; raises ``RuleError`` saying what is wrong.
+
+    Without ``Seed`` a random one is chosen (and stored, so a listing shows how to reproduce).
+    """
+    if not isinstance(obj, dict):
+        raise RuleError("a fault rule is a JSON object")
+    allowed = set(INPUT_KEYS) | (set(OUTPUT_KEYS) if ignore_output_keys else set())
+    unknown = [key for key in obj if key not in allowed]
+    if unknown:
+        raise RuleError(f"unknown field {unknown[0]!r}; a rule has {', '.join(INPUT_KEYS)}")
+    command = obj.get("Command", ALL)
+    if command is None:
+        command = ALL
+    if not isinstance(command, str) or (command != ALL and command not in BY_NAME):
+        raise RuleError(f"Command must be one of {', '.join(BY_NAME)} or {ALL}")
+    user_id = obj.get("UserID")
+    if user_id is not None:
+        if not isinstance(user_id, str):
+            raise RuleError("UserID must be a string")
+        problem = userid_problem(user_id)
+        if problem:
+            raise RuleError(f"UserID is not a valid UserID: {problem}")
+    code = obj.get("Code")
+    if code is not None and (type(code) is not int or code not in CATALOGUE):
+        raise RuleError("Code must be an ErrorCode of the catalogue (for example 70169, 70202, "
+                        "70500 or 60007)")
+    latency = _int(obj, "LatencyMs", 0, MAX_LATENCY_MS) or 0
+    drop, fail_items = _flag(obj, "Drop"), _flag(obj, "FailItems")
+    item_probability = _fraction(obj, "ItemProbability", zero_ok=False)
+    probability = _fraction(obj, "Probability", zero_ok=True)
+    times = _int(obj, "Times", 1, MAX_TIMES)
+    seed = _int(obj, "Seed", 0, MAX_SEED)
+    if drop and (fail_items or code is not None):
+        raise RuleError("Drop cannot be combined with Code or FailItems: a dropped connection "
+                        "answers nothing")
+    if not (drop or fail_items or code is not None or latency):
+        raise RuleError("a rule needs an action: Code, Drop, FailItems or LatencyMs > 0")
+    if item_probability is not None and not fail_items:
+        raise RuleError("ItemProbability goes with FailItems")
+    if probability is not None and times is not None:
+        raise RuleError("give Probability or Times, not both")
+    return FaultSpec(command=command, user_id=user_id, code=code, latency_ms=latency, drop=drop,
+                     fail_items=fail_items,
+                     item_probability=1.0 if item_probability is None else item_probability,
+                     probability=probability, times=times,
+                     seed=secrets.randbelow(2**31) if seed is None else seed)
+
+
+def draw(seed: int, k: int, item: int = -1) -> float:
+    """A number in [0, 1) that depends only on (seed, k, item): the rule's k-th matching call
+    fires when ``draw(seed, k) < Probability``; item i of a batch fails when
+    ``draw(seed, k, i) < ItemProbability``."""
+    digest = hashlib.sha256(f"timserver:{seed}:{k}:{item}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class FaultRule:
+    """A stored rule: its spec plus id, app and counters."""
+
+    id: int
+    sdkappid: int
+    spec: FaultSpec
+    remaining: int | None
+    matched: int
+    created_at: float
+    exhausted: bool = False  # this process learnt that its count is used up
+
+    @classmethod
+    def from_record(cls, record: FaultRecord) -> FaultRule:
+        spec = parse_rule(json.loads(record.spec))
+        return cls(record.id, record.sdkappid, spec, record.remaining, record.matched,
+                   record.created_at, exhausted=record.remaining == 0)
+
+    def matches(self, command: str, user_ids: Callable[[], list[str]]) -> bool:
+        if self.exhausted or (self.spec.command != ALL and self.spec.command != command):
+            return False
+        return self.spec.user_id is None or self.spec.user_id in user_ids()
+
+    def fires(self, k: int) -> bool:
+        """Whether the k-th matching call fires (the count of Times was taken already)."""
+        p = self.spec.probability
+        return p is None or draw(self.spec.seed, k) < p
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Id": self.id, "SDKAppID": self.sdkappid, **self.spec.to_json(),
+                "Remaining": self.remaining, "Matched": self.matched,
+                "CreatedAt": self.created_at, "Description": self.spec.describe()}
+
+
+def spec_text(spec: FaultSpec) -> str:
+    return json.dumps(spec.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+# --- the dispatcher's hook ---------------------------------------------------------------------
+
+
+def request_user_ids(request: Any) -> list[str]:
+    """The UserIDs a (validated) request body names, in order, duplicates kept."""
+    if isinstance(request, m.AccountCheckRequest):
+        return [item.UserID for item in request.CheckItem]
+    if isinstance(request, m.AccountDeleteRequest):
+        return [item.UserID for item in request.DeleteItem]
+    if isinstance(request, m.MultiAccountImportRequest):
+        if request.Accounts is not m.UNSET:
+            return list(request.Accounts)
+        return [item.UserID for item in request.AccountList]
+    user_id = getattr(request, "UserID", None)
+    return [user_id] if isinstance(user_id, str) else []
+
+
+async def apply(rules: list[FaultRule], storage: Storage, cmd: Command, app: App, request: Any,
+                serve: ServeFn, deadline: float = 3.0) -> bytes:
+    """Serve one call through the app's fault rules (``serve`` is the dispatcher's handler).
+
+    Counting a matching call is a database write; it gets the call's ``deadline`` (70169)."""
+    cached: list[str] | None = None
+
+    def user_ids() -> list[str]:
+        nonlocal cached
+        if cached is None:
+            cached = request_user_ids(request)
+        return cached
+
+    latency, fired = 0, None
+    for rule in rules:
+        if not rule.matches(cmd.name, user_ids):
+            continue
+        try:
+            k = await within(deadline, storage.hit_fault(rule.id))
+        except TimeoutError:
+            raise TimError(70169, f"Server timeout: {cmd.name} could not be served within "
+                                  f"{deadline:g} s; retry.") from None
+        except StorageError:
+            log.warning("cannot count a call of fault rule %d", rule.id, exc_info=True)
+            raise TimError(70500, "Internal server error (the database failed); retry.") from None
+        if k is None:  # gone, or its count used up (by any process)
+            rule.exhausted = True
+            continue
+        if not rule.fires(k):
+            continue
+        latency += rule.spec.latency_ms
+        if rule.spec.has_action:
+            fired = (rule, k)
+            break
+    if latency:
+        await asyncio.sleep(latency / 1000)
+    if fired is None:
+        return await serve(cmd, app, request)
+    rule, k = fired
+    if rule.spec.drop:
+        raise DropConnection(rule.id)
+    if rule.spec.fail_items:
+        return await _fail_items(rule, k, cmd, app, request, user_ids(), serve)
+    code = rule.spec.code
+    assert code is not None
+    if code == 60007:  # like the limiter's own refusal, for serve --throttle-hints
+        raise InjectedRateLimit(_info(code, rule), rate_for(app, cmd.name))
+    raise TimError(code, _info(code, rule))
+
+
+class InjectedRateLimit(TimError):
+    """An injected 60007, with a limiter-like decision (a 1 s wait) for the throttle hints."""
+
+    def __init__(self, info: str, rate: int) -> None:
+        super().__init__(60007, info)
+        self.decision = Decision(False, rate, 0, 1.0)
+
+
+def _info(code: int, rule: FaultRule) -> str:
+    return f"{meaning(code)} [timserver fault rule {rule.id}]"
+
+
+async def _fail_items(rule: FaultRule, k: int, cmd: Command, app: App, request: Any,
+                      ids: list[str], serve: ServeFn) -> bytes:
+    spec = rule.spec
+    code = spec.code or DEFAULT_ITEM_CODE
+    info = _info(code, rule)
+    chosen = {i for i, uid in enumerate(ids)
+              if (spec.user_id is None or uid == spec.user_id)
+              and (spec.item_probability >= 1 or draw(spec.seed, k, i) < spec.item_probability)}
+    if isinstance(request, m.AccountCheckRequest | m.AccountDeleteRequest):
+        field = "CheckItem" if isinstance(request, m.AccountCheckRequest) else "DeleteItem"
+        items = getattr(request, field)
+        kept = [item for i, item in enumerate(items) if i not in chosen]
+        served = iter(await _served_items(cmd, app, msgspec.structs.replace(request, **{field: kept}),
+                                          kept, serve))
+        if isinstance(request, m.AccountCheckRequest):
+            merged_check = [m.CheckResultItem(UserID=uid, ResultCode=code, ResultInfo=info,
+                                              AccountStatus="NotImported")
+                            if i in chosen else next(served) for i, uid in enumerate(ids)]
+            return m.encode(m.AccountCheckResponse(ResultItem=merged_check))
+        merged_delete = [m.DeleteResultItem(ResultCode=code, ResultInfo=info, UserID=uid)
+                         if i in chosen else next(served) for i, uid in enumerate(ids)]
+        return m.encode(m.AccountDeleteResponse(ResultItem=merged_delete))
+    if isinstance(request, m.MultiAccountImportRequest):
+        failed = {ids[i] for i in chosen}
+        if request.Accounts is not m.UNSET:
+            reduced = msgspec.structs.replace(
+                request, Accounts=[uid for uid in request.Accounts if uid not in failed])
+            left = reduced.Accounts
+        else:
+            reduced = msgspec.structs.replace(
+                request, AccountList=[it for it in request.AccountList if it.UserID not in failed])
+            left = reduced.AccountList
+        also = set()
+        if left:
+            answer = msgspec.json.decode(await serve(cmd, app, reduced),
+                                         type=m.MultiAccountImportResponse)
+            also = set(answer.FailAccounts)
+        order = dict.fromkeys(uid for uid in ids if uid in failed or uid in also)
+        return m.encode(m.MultiAccountImportResponse(FailAccounts=list(order)))
+    # One account per call (account_import, kick): failing its item fails the call.
+    raise TimError(code, info)
+
+
+async def _served_items(cmd: Command, app: App, reduced: Any, kept: list[Any],
+                        serve: ServeFn) -> list[Any]:
+    if not kept:
+        return []
+    answer = msgspec.json.decode(await serve(cmd, app, reduced), type=cmd.response)
+    return list(answer.ResultItem)

@@ -1,0 +1,172 @@
+"""Named snapshots of a SQLite database: ``timserver snapshot save|restore|list|delete``.
+
+A snapshot is a consistent copy of the whole database file made with ``VACUUM INTO`` (a read
+transaction: a running server goes on serving), kept as ``NAME.db`` in the folder
+``<database file>.snapshots/`` next to the database.
+
+What a snapshot holds and restores is the *data*: apps (keys, admins, editions, limits),
+accounts and kicks. Fault rules and the clock offset are controls of the emulator, not data:
+a restore leaves them as they are.
+
+Restore is safe while servers run: it copies the snapshot's tables back into the live database
+in one write transaction (``BEGIN IMMEDIATE``; servers' writes wait for it, their reads see the
+old data or the new, never a mix), and bumps ``apps_version`` in the same transaction, so that
+every server drops its cached app records on its next call. Columns are matched by name, so a
+snapshot taken before a later migration still restores when the new columns have defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..storage.sqlite import path_from_url
+
+DATA_TABLES = ("apps", "accounts", "kicks")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_BUSY_TIMEOUT_MS = 10_000
+
+
+class SnapshotError(ValueError):
+    """A snapshot operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    name: str
+    path: Path
+    size: int
+    created: float
+    apps: int | None  # None when the file cannot be read
+    accounts: int | None
+
+
+def _db_path(url: str) -> Path:
+    if not url.startswith("sqlite:///"):
+        raise SnapshotError("snapshots are implemented for SQLite databases (sqlite:///PATH); "
+                            "for PostgreSQL use pg_dump / pg_restore")
+    return Path(path_from_url(url))
+
+
+def folder(url: str) -> Path:
+    path = _db_path(url)
+    return path.with_name(path.name + ".snapshots")
+
+
+def _file(url: str, name: str) -> Path:
+    if not _NAME_RE.fullmatch(name) or name.endswith(".tmp"):
+        raise SnapshotError(f"bad snapshot name {name!r}: use 1 to 64 letters, digits, '_', '-' "
+                            "or '.', starting with a letter or digit")
+    return folder(url) / f"{name}.db"
+
+
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "?mode=rw")
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _counts(path: Path) -> tuple[int | None, int | None]:
+    try:
+        conn = _connect(path, read_only=True)
+        try:
+            (apps,) = conn.execute("SELECT count(*) FROM apps").fetchone()
+            (accounts,) = conn.execute("SELECT count(*) FROM accounts WHERE is_admin = 0").fetchone()
+            return apps, accounts
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None, None
+
+
+def _info(name: str, path: Path) -> SnapshotInfo:
+    stat = path.stat()
+    return SnapshotInfo(name, path, stat.st_size, stat.st_mtime, *_counts(path))
+
+
+def _database(url: str) -> Path:
+    path = _db_path(url)
+    if not path.is_file():
+        raise SnapshotError(f"no database at {path}")
+    return path
+
+
+def save(url: str, name: str, *, overwrite: bool = False) -> SnapshotInfo:
+    """Copy the database into snapshot ``name`` (consistently, while servers run)."""
+    target = _file(url, name)
+    database = _database(url)
+    if target.exists() and not overwrite:
+        raise SnapshotError(f"snapshot {name!r} exists already (use --force to replace it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    conn = _connect(database)
+    try:
+        conn.execute("VACUUM INTO ?", (str(partial),))
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise SnapshotError(f"cannot save snapshot {name!r}: {exc}") from None
+    finally:
+        conn.close()
+    os.replace(partial, target)  # atomic: a snapshot is whole or absent
+    return _info(name, target)
+
+
+def _columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA {schema}.table_info({table})")]
+
+
+def restore(url: str, name: str) -> SnapshotInfo:
+    """Replace the database's apps, accounts and kicks by the snapshot's, in one transaction."""
+    source = _file(url, name)
+    if not source.is_file():
+        raise SnapshotError(f"no snapshot {name!r} (timserver snapshot list shows them)")
+    conn = _connect(_database(url))
+    try:
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("ATTACH DATABASE ? AS snap", (source.resolve().as_uri() + "?mode=ro",))
+        plan = []
+        for table in DATA_TABLES:
+            theirs = set(_columns(conn, "snap", table))
+            if not theirs:
+                raise SnapshotError(f"snapshot {name!r} has no {table} table: it is not a "
+                                    "timserver snapshot")
+            shared = [c for c in _columns(conn, "main", table) if c in theirs]
+            plan.append((table, ", ".join(shared)))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, _ in reversed(plan):
+                conn.execute(f"DELETE FROM main.{table}")
+            for table, cols in plan:
+                conn.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM snap.{table}")
+            # Every server drops its cached app records on its next call.
+            conn.execute("UPDATE main.meta SET value = value + 1 WHERE name = 'apps_version'")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("DETACH DATABASE snap")
+    except sqlite3.Error as exc:
+        raise SnapshotError(f"cannot restore snapshot {name!r}: {exc}") from None
+    finally:
+        conn.close()
+    return _info(name, source)
+
+
+def list_snapshots(url: str) -> list[SnapshotInfo]:
+    found = folder(url)
+    if not found.is_dir():
+        return []
+    return [_info(path.stem, path) for path in sorted(found.glob("*.db"))
+            if _NAME_RE.fullmatch(path.stem)]
+
+
+def delete(url: str, name: str) -> None:
+    target = _file(url, name)
+    if not target.is_file():
+        raise SnapshotError(f"no snapshot {name!r}")
+    target.unlink()

@@ -1,0 +1,233 @@
+"""The emulator's state: fault rules, the clock offset, reset; and the per-process ``Emulator``.
+
+The operations (``add_rule``, ``reset_app``, ``set_clock``...) work on a ``Storage`` alone, so the
+CLI and the control endpoints share them. Each change bumps the database's ``emulator_version``;
+``Emulator.refresh`` (one tiny read before each /v4 call) reloads the process's copy when the
+version moved, so a rule added by the CLI reaches every worker on its next call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..protocol.commands import BY_NAME, Command
+from ..server.dispatch import within
+from ..service.clock import Clock
+from ..storage import App, Storage, StorageError
+from . import faults
+from .faults import MAX_RULES_PER_APP, FaultRule, FaultSpec, RuleError
+
+log = logging.getLogger("timserver.emulator")
+
+MAX_CLOCK_OFFSET = 100 * 366 * 86400  # seconds, either way: a century is enough for any test
+MAX_FAULTS_FILE_BYTES = 1024 * 1024
+REFRESH_TIMEOUT = 0.25  # seconds a refresh may take before the call goes on without it
+REFRESH_BACKOFF = 1.0  # seconds without refresh attempts after one failed
+
+
+class StateError(ValueError):
+    """A request about emulator state that cannot be done; the message says why."""
+
+
+# --- operations on storage (CLI and control endpoints) -----------------------------------------
+
+
+async def add_rule(storage: Storage, sdkappid: int, spec: FaultSpec) -> FaultRule:
+    if len(await storage.list_faults(sdkappid)) >= MAX_RULES_PER_APP:
+        raise RuleError(f"app {sdkappid} already has {MAX_RULES_PER_APP} fault rules, the most "
+                        "an app may have; clear some first")
+    record = await storage.add_fault(sdkappid, faults.spec_text(spec), spec.times)
+    return FaultRule.from_record(record)
+
+
+async def list_rules(storage: Storage, sdkappid: int | None = None) -> list[FaultRule]:
+    rules = []
+    for record in await storage.list_faults(sdkappid):
+        try:
+            rules.append(FaultRule.from_record(record))
+        except (RuleError, ValueError):
+            log.warning("fault rule %d of app %d is unreadable; ignored", record.id,
+                        record.sdkappid)
+    return rules
+
+
+async def clear_rules(storage: Storage, sdkappid: int, rule_id: int | None = None) -> int:
+    return await storage.delete_faults(sdkappid, rule_id)
+
+
+def check_offset(seconds: Any) -> float:
+    if type(seconds) not in (int, float) or not math.isfinite(seconds) \
+            or abs(seconds) > MAX_CLOCK_OFFSET:
+        raise StateError(f"the clock offset must be a number of seconds from -{MAX_CLOCK_OFFSET} "
+                         f"to {MAX_CLOCK_OFFSET}")
+    return round(float(seconds), 3)
+
+
+async def set_clock(storage: Storage, seconds: float) -> float:
+    offset = check_offset(seconds)
+    await storage.set_clock_offset(offset)
+    return offset
+
+
+async def advance_clock(storage: Storage, seconds: float) -> float:
+    return await set_clock(storage, await storage.clock_offset() + check_offset(seconds))
+
+
+async def reset_app(storage: Storage, sdkappid: int, *, faults: bool = False,
+                    clock: bool = False) -> dict[str, Any]:
+    """Empty an app: its accounts (admins stay) and kicks; its fault rules and the server's clock
+    offset when asked. Returns what was done, for the answer."""
+    done: dict[str, Any] = {"DeletedAccounts": await storage.reset_accounts(sdkappid)}
+    if faults:
+        done["DeletedRules"] = await storage.delete_faults(sdkappid)
+    if clock:
+        await storage.set_clock_offset(0.0)
+        done["ClockOffset"] = 0.0
+    return done
+
+
+def _rules_in(text: str) -> list[Any]:
+    stripped = text.strip()
+    if not stripped:
+        return []
+    if stripped[0] in "[{":
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError:
+            data = None  # maybe NDJSON: one rule per line
+        else:
+            if isinstance(data, list):
+                return data
+            if isinstance(data, dict) and isinstance(data.get("Rules"), list):
+                return data["Rules"]
+            if isinstance(data, dict):
+                return [data]
+    found = []
+    for number, line in enumerate(stripped.split("\n"), 1):
+        if line.strip():
+            try:
+                found.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise RuleError(f"line {number} is not JSON: {exc.msg}") from None
+    return found
+
+
+def read_faults_file(path: str | Path, apps: Sequence[App]) -> list[tuple[int, FaultSpec]]:
+    """The rules of a faults file: a JSON array of rules, ``{"Rules": [...]}``, or one rule per
+    line (what ``timserver faults list --json`` prints). A rule names its app with ``SDKAppID``;
+    it may leave it out when the database holds one app only."""
+    file = Path(path)
+    try:
+        if file.stat().st_size > MAX_FAULTS_FILE_BYTES:
+            raise RuleError(f"{file} is larger than {MAX_FAULTS_FILE_BYTES} bytes")
+        text = file.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(f"cannot read {file}: {exc}") from None
+    known = {app.sdkappid for app in apps}
+    rules = []
+    for number, obj in enumerate(_rules_in(text), 1):
+        where = f"{file}, rule {number}"
+        if not isinstance(obj, dict):
+            raise RuleError(f"{where}: a fault rule is a JSON object")
+        sdkappid = obj.get("SDKAppID")
+        if sdkappid is None:
+            if len(known) != 1:
+                raise RuleError(f"{where}: say which app with SDKAppID (the database holds "
+                                f"{len(known)} apps)")
+            (sdkappid,) = known
+        if type(sdkappid) is not int or sdkappid not in known:
+            raise RuleError(f"{where}: SDKAppID {sdkappid!r} is not an app of the database")
+        try:
+            rules.append((sdkappid, faults.parse_rule(obj, ignore_output_keys=True)))
+        except RuleError as exc:
+            raise RuleError(f"{where}: {exc}") from None
+    per_app: dict[int, int] = {}
+    for sdkappid, _ in rules:
+        per_app[sdkappid] = per_app.get(sdkappid, 0) + 1
+        if per_app[sdkappid] > MAX_RULES_PER_APP:
+            raise RuleError(f"{file}: more than {MAX_RULES_PER_APP} rules for app {sdkappid}")
+    return rules
+
+
+async def load_faults_file(storage: Storage, path: str | Path) -> list[FaultRule]:
+    """``serve --faults FILE``: the apps the file names get exactly the file's rules."""
+    rules = read_faults_file(path, await storage.list_apps())
+    for sdkappid in dict.fromkeys(sdkappid for sdkappid, _ in rules):
+        await storage.delete_faults(sdkappid)
+    return [await add_rule(storage, sdkappid, spec) for sdkappid, spec in rules]
+
+
+# --- the per-process copy ------------------------------------------------------------------------
+
+
+class Emulator:
+    """One server process's view of the emulator state, and the dispatcher's fault hook.
+
+    ``refresh`` runs before each /v4 call: it reads ``emulator_version`` and, when it moved,
+    reloads every rule and the clock offset (set on the dispatcher's ``Clock``, so UserSig expiry
+    and kicks follow it). ``serve`` is the hook the dispatcher calls just before a handler.
+    """
+
+    def __init__(self, storage: Storage, clock: Clock, limiter: object | None = None, *,
+                 deadline: float = 3.0) -> None:
+        self.storage = storage
+        self.deadline = deadline
+        self.clock = clock
+        self.base_offset = clock.offset  # Settings.clock_offset, under the database's offset
+        self.limiter = limiter
+        self.offset = 0.0
+        self._version: int | None = None
+        self._rules: dict[int, list[FaultRule]] = {}
+        self._retry_at = 0.0
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Reload rules and clock offset when the database says they changed.
+
+        Bounded: a database that does not answer within ``REFRESH_TIMEOUT`` leaves the copy as it
+        is (the call then meets the failure itself, under its deadline: 70169 / 70500), and the
+        next attempts wait ``REFRESH_BACKOFF``, so that an outage costs calls no extra time.
+        """
+        now = time.monotonic()
+        if now < self._retry_at and not force:
+            return
+        try:
+            loaded = await within(REFRESH_TIMEOUT, self._load(force))
+        except (StorageError, TimeoutError):
+            log.debug("cannot refresh the emulator state", exc_info=True)
+            self._retry_at = now + REFRESH_BACKOFF
+            return
+        if loaded is not None:
+            version, self._rules, self.offset = loaded
+            self._version = version
+            self.clock.offset = self.base_offset + self.offset
+
+    async def _load(self, force: bool) -> tuple[int, dict[int, list[FaultRule]], float] | None:
+        version = await self.storage.emulator_version()
+        if version == self._version and not force:
+            return None
+        rules: dict[int, list[FaultRule]] = {}
+        for rule in await list_rules(self.storage):
+            rules.setdefault(rule.sdkappid, []).append(rule)
+        return version, rules, await self.storage.clock_offset()
+
+    def rules(self, sdkappid: int) -> list[FaultRule]:
+        return list(self._rules.get(sdkappid, ()))
+
+    async def serve(self, cmd: Command, app: App, request: Any, serve: faults.ServeFn) -> bytes:
+        rules = self._rules.get(app.sdkappid)
+        if not rules:
+            return await serve(cmd, app, request)
+        return await faults.apply(rules, self.storage, cmd, app, request, serve, self.deadline)
+
+    def forget_rates(self, sdkappid: int) -> None:
+        """Empty the app's rate-limit windows (reset), when the limiter can."""
+        forget = getattr(self.limiter, "forget", None)
+        if forget is not None:
+            for name in BY_NAME:
+                forget((sdkappid, name))

@@ -1,0 +1,96 @@
+"""The request journal: the last N answered /v4 requests, in a bounded in-memory ring.
+
+One entry per answer: when, which app and admin, which command, the ErrorCode, the latency and
+the sizes of the request and response bodies. Never the UserSig, the query string or a body:
+the journal holds nothing a reader could replay.
+
+Each process keeps its own ring (``serve --workers N`` runs N rings; see docs/console.md). Every
+entry has an ``Id`` made of the worker's pid and a sequence number, so a reader that polls
+several workers can merge their answers without duplicates.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Iterable
+
+import msgspec
+
+DEFAULT_SIZE = 1000
+MAX_SIZE = 100_000
+_MAX_TEXT = 128  # identifiers and paths are cut to this many characters
+
+
+def _clean(text: str | None) -> str | None:
+    """Printable, valid UTF-8, bounded: query bytes may hold anything (surrogate escapes)."""
+    if text is None:
+        return None
+    return "".join("\ufffd" if not ch.isprintable() or "\ud800" <= ch <= "\udfff" else ch
+                   for ch in text[:_MAX_TEXT])
+
+
+def body_size(read: list[int], declared: str | None) -> int:
+    """Bytes of the request body: as read, else (refused before reading) as declared."""
+    if read:
+        return sum(read)
+    if declared and declared.isascii() and declared.isdigit():
+        return min(int(declared), 2**53)
+    return 0
+
+
+class Entry(msgspec.Struct, frozen=True):
+    """One answered request, as the journal endpoint and the NDJSON export show it."""
+
+    Id: str
+    Seq: int
+    Time: float  # Unix seconds, when the answer was sent
+    Method: str
+    Path: str
+    Command: str | None
+    SDKAppID: int | None
+    Identifier: str | None
+    ErrorCode: int
+    LatencyMs: float
+    RequestBytes: int
+    ResponseBytes: int
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class Journal:
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self.size = max(0, min(int(size), MAX_SIZE))
+        self.pid = os.getpid()
+        self._ring: deque[Entry] = deque(maxlen=self.size or 1)
+        self._seq = 0
+
+    def record(self, *, method: str, path: str, command: str | None, sdkappid: int | None,
+               identifier: str | None, code: int, latency_ms: float, request_bytes: int,
+               response_bytes: int, now: float | None = None) -> None:
+        if self.size == 0:
+            return
+        self._seq += 1
+        self._ring.append(Entry(
+            Id=f"{self.pid}-{self._seq}", Seq=self._seq,
+            Time=round(time.time() if now is None else now, 3), Method=method[:16],
+            Path=_clean(path) or "", Command=command, SDKAppID=sdkappid,
+            Identifier=_clean(identifier), ErrorCode=code, LatencyMs=round(latency_ms, 2),
+            RequestBytes=request_bytes, ResponseBytes=response_bytes))
+
+    def entries(self, *, sdkappid: int | None = None, after: int = 0,
+                limit: int | None = None) -> list[Entry]:
+        """Entries oldest first; only the app's when ``sdkappid`` is given; the newest ``limit``."""
+        found = [e for e in self._ring
+                 if e.Seq > after and (sdkappid is None or e.SDKAppID == sdkappid)]
+        return found[-limit:] if limit else found
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    @staticmethod
+    def ndjson(entries: Iterable[Entry]) -> bytes:
+        return b"".join(_encoder.encode(e) + b"\n" for e in entries)

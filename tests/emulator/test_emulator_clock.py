@@ -1,0 +1,123 @@
+"""The controllable clock, and the emulator's state shared by worker processes."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from timserver.testing import TimServer, start_server
+
+BODY = {"CheckItem": [{"UserID": "administrator"}]}
+
+
+def code_with(server: TimServer, sig: str) -> int:
+    return server.call("account_check", BODY, usersig=sig)["ErrorCode"]
+
+
+def test_clock_offset_turns_a_valid_sig_into_70001(tim_server: TimServer) -> None:
+    sig = tim_server.usersig(expire=60)
+    assert code_with(tim_server, sig) == 0
+    answer = tim_server.set_clock(61)
+    assert answer["Offset"] == 61 and answer["Now"] - answer["WallClock"] in (60, 61, 62)
+    assert code_with(tim_server, sig) == 70001
+    tim_server.set_clock(0)
+    assert code_with(tim_server, sig) == 0
+    tim_server.advance_clock(30)
+    tim_server.advance_clock(31)
+    assert tim_server.control("GET", "/_timserver/clock")["Offset"] == 61
+    assert code_with(tim_server, sig) == 70001
+
+
+def test_the_cli_moves_the_clock_of_a_running_server(tim_server: TimServer) -> None:
+    sig = tim_server.usersig(expire=3600)
+    out = tim_server.cli("clock", "set", "7200").stdout
+    assert "+7200 s" in out
+    assert code_with(tim_server, sig) == 70001
+    tim_server.cli("clock", "advance", "-7200")
+    assert code_with(tim_server, sig) == 0
+    assert "+0 s" in tim_server.cli("clock", "show").stdout
+    bad = tim_server.cli("clock", "set", "1e12", check=False)
+    assert bad.returncode != 0 and "offset" in bad.stderr
+
+
+def test_kicks_use_the_shifted_clock(tim_server: TimServer) -> None:
+    tim_server.call("account_import", {"UserID": "ops"})
+    tim_server.cli("app", "set-admins", str(tim_server.sdkappid), "administrator", "ops")
+    try:
+        now = int(time.time())
+        before = tim_server.usersig("ops", now=now - 60)
+        fresh = tim_server.usersig("ops", now=now)
+        tim_server.set_clock(-30)  # the kick is recorded at now - 30
+        assert tim_server.call("kick", {"UserID": "ops"})["ErrorCode"] == 0
+        assert tim_server.call("account_check", BODY, identifier="ops",
+                               usersig=before)["ErrorCode"] == 70005
+        # Signed after the (shifted) kick time: accepted, though signed in the kick's real second.
+        assert tim_server.call("account_check", BODY, identifier="ops",
+                               usersig=fresh)["ErrorCode"] == 0
+    finally:
+        tim_server.cli("app", "set-admins", str(tim_server.sdkappid), "administrator")
+
+
+def test_serve_clock_offset(tmp_path: Path) -> None:
+    with start_server(args=["--clock-offset", "100000"], folder=tmp_path) as server:
+        assert code_with(server, server.usersig(expire=86400)) == 70001
+        assert code_with(server, server.usersig(expire=200000)) == 0
+        assert server.control("GET", "/_timserver/clock")["Offset"] == 100000
+        assert "Clock offset: +100000 s" in server.logs()
+
+
+# --- two worker processes share the rules, their counts and the clock ------------------------------
+
+
+def served_by(server: TimServer, since: float) -> dict[int, list[int]]:
+    """ErrorCodes of the account_check calls each worker answered since ``since`` (from the
+    request journal, which each worker keeps for itself)."""
+    seen: dict[int, list[int]] = {}
+    for _ in range(60):  # fresh connections land on either worker; stop once both answered
+        answer = httpx.get(f"{server.base_url}/_timserver/journal",
+                           params={"sdkappid": str(server.sdkappid), "identifier": server.admin,
+                                   "usersig": server.usersig(), "limit": "1000"}).json()
+        seen[answer["Worker"]] = [e["ErrorCode"] for e in answer["Entries"]
+                                  if e["Command"] == "account_check" and e["Time"] >= since]
+        if len(seen) == 2:
+            break
+    return seen
+
+
+def test_next_n_is_exact_across_workers(two_workers: TimServer) -> None:
+    two_workers.reset()
+    two_workers.add_fault(command="account_check", code=70202, times=5)
+    since = time.time() - 0.01
+
+    def call(_: int) -> int:  # a new connection per call: the workers share the calls
+        return httpx.post(two_workers.url("account_check"), json=BODY).json()["ErrorCode"]
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(call, range(40)))
+    assert sorted(codes) == [0] * 35 + [70202] * 5
+    (rule,) = two_workers.faults()
+    assert (rule["Remaining"], rule["Matched"]) == (0, 5)
+    workers = served_by(two_workers, since)
+    assert len(workers) == 2 and all(workers.values()), workers  # both workers took calls
+    assert sum(len(c) for c in workers.values()) == 40
+    assert sum(c.count(70202) for c in workers.values()) == 5
+
+
+def test_workers_share_the_clock_and_cli_rules(two_workers: TimServer) -> None:
+    two_workers.reset()
+    sig = two_workers.usersig(expire=60)
+    two_workers.set_clock(120)
+    with ThreadPoolExecutor(8) as pool:
+        codes = set(pool.map(lambda _: code_with(two_workers, sig), range(24)))
+    assert codes == {70001}
+    two_workers.cli("clock", "set", "0")
+    two_workers.cli("faults", "add", "--sdkappid", str(two_workers.sdkappid), "--code", "70500")
+    with ThreadPoolExecutor(8) as pool:
+        codes = set(pool.map(lambda _: code_with(two_workers, sig), range(24)))
+    assert codes == {70500}
+    two_workers.reset()
+    with ThreadPoolExecutor(8) as pool:
+        codes = set(pool.map(lambda _: code_with(two_workers, sig), range(24)))
+    assert codes == {0}

@@ -1,0 +1,55 @@
+"""The emulator on a server whose database is PostgreSQL (skipped without one).
+
+It uses a database of its own (created and dropped here), so that other suites sharing the
+PostgreSQL server's test database cannot disturb it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from support import postgres_server_or_skip
+
+from timserver.testing import start_server
+
+BODY = {"CheckItem": [{"UserID": "administrator"}]}
+
+
+@pytest.fixture
+def own_database() -> Iterator[str]:
+    server = postgres_server_or_skip()
+    name = f"timserver_emulator_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(f"{server}/postgres", timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    try:
+        yield f"{server}/{name}"
+    finally:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def test_rules_clock_and_reset_on_postgres(own_database: str, tmp_path: Path) -> None:
+    with start_server(db=own_database, folder=tmp_path, args=["--workers", "2"],
+                      unlimited=True) as server:
+        server.cli("faults", "add", "--sdkappid", str(server.sdkappid), "--command",
+                   "account_check", "--code", "70202", "--times", "3")
+        codes = [server.call("account_check", BODY)["ErrorCode"] for _ in range(6)]
+        assert codes == [70202, 70202, 70202, 0, 0, 0]
+        sig = server.usersig(expire=60)
+        server.set_clock(120)
+        assert {server.call("account_check", BODY, usersig=sig)["ErrorCode"]
+                for _ in range(6)} == {70001}
+        server.call("account_import", {"UserID": "amy"})
+        assert server.reset()["DeletedAccounts"] == 1
+        assert {server.call("account_check", BODY, usersig=sig)["ErrorCode"]
+                for _ in range(6)} == {0}

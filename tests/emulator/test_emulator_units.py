@@ -1,0 +1,155 @@
+"""The emulator's pure parts: rule parsing, the seeded draw, seed files, faults files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from timserver.emulator.faults import FaultSpec, RuleError, draw, parse_rule, request_user_ids
+from timserver.emulator.seed import SeedError, parse_seed
+from timserver.emulator.state import read_faults_file
+from timserver.protocol import messages as m
+from timserver.storage import AccountWrite, App
+
+
+def test_a_rule_round_trips_through_its_json() -> None:
+    spec = parse_rule({"Command": "account_check", "UserID": "bob", "Code": 70169,
+                       "LatencyMs": 250, "Probability": 0.25, "Seed": 5})
+    assert spec == FaultSpec(command="account_check", user_id="bob", code=70169, latency_ms=250,
+                             probability=0.25, seed=5)
+    assert parse_rule(spec.to_json()) == spec
+    items = parse_rule({"FailItems": True, "ItemProbability": 0.5, "Code": 70202, "Times": 3})
+    assert parse_rule(items.to_json()) == items
+    assert "account_check calls naming 'bob'" in spec.describe()
+
+
+def test_a_rule_without_seed_gets_one_to_show() -> None:
+    seeds = {parse_rule({"Code": 70500}).seed for _ in range(5)}
+    assert all(isinstance(s, int) and s >= 0 for s in seeds) and len(seeds) > 1
+
+
+@pytest.mark.parametrize(("rule", "says"), [
+    ({}, "needs an action"),
+    ({"Code": 0}, "catalogue"),
+    ({"Code": 70500.0}, "catalogue"),
+    ({"Code": 70500, "Command": "query_online_status"}, "Command"),
+    ({"Code": 70500, "UserID": "x" * 33}, "UserID"),
+    ({"Code": 70500, "UserID": "a\nb"}, "UserID"),
+    ({"Drop": True, "FailItems": True}, "Drop"),
+    ({"Drop": True, "Code": 70500}, "Drop"),
+    ({"Code": 70500, "ItemProbability": 0.5}, "FailItems"),
+    ({"FailItems": True, "ItemProbability": 0}, "ItemProbability"),
+    ({"Code": 70500, "Probability": 0.5, "Times": 2}, "not both"),
+    ({"Code": 70500, "Probability": float("nan")}, "Probability"),
+    ({"Code": 70500, "Times": True}, "Times"),
+    ({"LatencyMs": 120_001}, "LatencyMs"),
+    ({"LatencyMs": -1}, "LatencyMs"),
+    ({"Code": 70500, "Seed": 2**63}, "Seed"),
+    ({"Code": 70500, "Id": 3}, "unknown field"),
+    ("70500", "JSON object"),
+])
+def test_bad_rules_say_what_is_wrong(rule: Any, says: str) -> None:
+    with pytest.raises(RuleError, match=says):
+        parse_rule(rule)
+
+
+def test_output_keys_are_ignored_only_when_asked() -> None:
+    listed = {"Id": 3, "SDKAppID": 1, "Code": 70500, "Remaining": 0, "Matched": 9,
+              "CreatedAt": 1.0, "Description": "x"}
+    assert parse_rule(listed, ignore_output_keys=True).code == 70500
+
+
+def test_the_draw_is_deterministic_and_uniform_enough() -> None:
+    assert draw(42, 1) == draw(42, 1) and draw(42, 1) != draw(42, 2) != draw(43, 2)
+    assert draw(42, 1, 0) != draw(42, 1, 1)
+    values = [draw(7, k) for k in range(1, 10_001)]
+    assert all(0 <= v < 1 for v in values)
+    share = sum(v < 0.1 for v in values) / len(values)
+    assert 0.08 < share < 0.12
+
+
+def test_request_user_ids() -> None:
+    assert request_user_ids(m.AccountCheckRequest(CheckItem=[m.UserRef(UserID="a"),
+                                                             m.UserRef(UserID="a")])) == ["a", "a"]
+    assert request_user_ids(m.MultiAccountImportRequest(Accounts=["x", "y"])) == ["x", "y"]
+    assert request_user_ids(m.MultiAccountImportRequest(
+        AccountList=[m.AccountListItem(UserID="z")])) == ["z"]
+    assert request_user_ids(m.KickRequest(UserID="k")) == ["k"]
+
+
+# --- seed files ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "data", "expected"), [
+    ("a.csv", b"\xef\xbb\xbfUserID,Nick,FaceUrl\namy,Amy,\n", [AccountWrite("amy", "Amy", None)]),
+    ("a.csv", b"FaceUrl,UserID,Extra\nhttp://f,amy,z\n", [AccountWrite("amy", None, "http://f")]),
+    ("a", b"UserID,Nick\r\namy,Amy\r\n\r\n", [AccountWrite("amy", "Amy", None)]),
+    ("a", b'{"UserID":"amy","Nick":"Amy","Other":1}\n{"Identifier":"bob"}\n',
+     [AccountWrite("amy", "Amy", None), AccountWrite("bob")]),
+    ("a.jsonl", b'{"UserID":"amy"}', [AccountWrite("amy")]),
+    ("a.txt", b"UserID\namy\r\n bob \n", [AccountWrite("amy"), AccountWrite(" bob ")]),
+    ("a.txt", "x\u2028y\n".encode(), [AccountWrite("x\u2028y")]),
+    ("a.txt", b"", []),
+])
+def test_seed_formats(name: str, data: bytes, expected: list[AccountWrite]) -> None:
+    assert parse_seed(data, name) == expected
+
+
+@pytest.mark.parametrize(("name", "data", "says"), [
+    ("a.csv", b"Nick\nAmy\n", "UserID column"),
+    ("a.csv", b"UserID,Nick\namy,Amy,extra\n", "line 2: more cells"),
+    ("a.csv", b"UserID\n" + b"x" * 33 + b"\n", "line 2"),
+    ("a.csv", b'UserID,Nick\namy,"' + b"n" * 501 + b'"\n', "Nick is 501 bytes"),
+    ("a.ndjson", b'{"UserID": 5}\n', "line 1: UserID must be a string"),
+    ("a.ndjson", b'{"Nick": "x"}\n', "line 1: no UserID"),
+    ("a.ndjson", b'{"UserID": "a"}\n[1]\n', "line 2: not a JSON object"),
+    ("a.ndjson", b'{"UserID": "a", "Nick": 5}\n', "Nick must be a string"),
+    ("a.txt", b"ok\nbad\x01id\n", "line 2"),
+    ("a.txt", b"\xff\xfe", "not UTF-8"),
+])
+def test_bad_seed_files(name: str, data: bytes, says: str) -> None:
+    with pytest.raises(SeedError, match=says):
+        parse_seed(data, name)
+
+
+# --- faults files ----------------------------------------------------------------------------------
+
+
+APPS = [App(1400000001, "k" * 64, "developer", ("administrator",)),
+        App(1400000002, "k" * 64, "developer", ("administrator",))]
+
+
+def test_faults_files_in_three_shapes(tmp_path: Path) -> None:
+    rule = {"SDKAppID": 1400000002, "Command": "kick", "Code": 70500, "Seed": 1}
+    for text in (json.dumps([rule, rule]), json.dumps({"Rules": [rule, rule]}),
+                 json.dumps(rule) + "\n\n" + json.dumps(rule) + "\n"):
+        path = tmp_path / "rules.json"
+        path.write_text(text)
+        rules = read_faults_file(path, APPS)
+        assert [(a, s.command, s.code) for a, s in rules] == [(1400000002, "kick", 70500)] * 2
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ('[{"Code": 70500}]', "say which app"),
+    ('[{"SDKAppID": 5, "Code": 70500}]', "not an app"),
+    ('[{"SDKAppID": 1400000001, "Code": 1}]', "rule 1: Code"),
+    ('[7]', "JSON object"),
+    ('{"Code": 70500\n', "line 1 is not JSON"),
+])
+def test_bad_faults_files(tmp_path: Path, content: str, says: str) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text(content)
+    with pytest.raises(RuleError, match=says):
+        read_faults_file(path, APPS)
+
+
+def test_a_faults_file_may_omit_the_app_when_there_is_one(tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text('{"Code": 70500}')
+    assert read_faults_file(path, APPS[:1])[0][0] == 1400000001
+    path.write_text(json.dumps([{"SDKAppID": 1400000001, "Code": 70500}] * 101))
+    with pytest.raises(RuleError, match="more than 100"):
+        read_faults_file(path, APPS)
