@@ -27,7 +27,7 @@ def env(any_live_db: str):
     for name in ("account_import", "multiaccount_import", "account_delete", "account_check",
                  "kick"):
         cli("app", "set-limit", "1400000123", name, "0", db=live_db)
-    server = LiveServer(live_db)
+    server = LiveServer(live_db, "--body-timeout", "2")
     yield server, app
     server.stop()
 

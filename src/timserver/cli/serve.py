@@ -44,6 +44,8 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
                    "default: loopback only.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes; they share the rate limits of each app.")
+@click.option("--body-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 300),
+              help="Seconds for a request body to arrive, else 60008 (slow clients).")
 @click.option("--deadline", default=3.0, show_default=True, type=float,
               help="Seconds within which a call is served, else 70169.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
@@ -61,7 +63,8 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
               help="The private key of --tls-cert (PEM).")
 @emulator_options  # --faults, --seed, --seed-sdkappid, --clock-offset, --throttle-hints
-def serve(host: str, port: int, db: str, workers: int, deadline: float, access_log: bool,
+def serve(host: str, port: int, db: str, workers: int, body_timeout: float, deadline: float,
+          access_log: bool,
           log_level: str, log_format: str, redis_url: str | None, tls_mode: str | None,
           tls_cert: str | None, tls_key: str | None,
           console: bool = True, console_bind: str | None = None, **emulator: Any) -> None:
@@ -99,11 +102,13 @@ def serve(host: str, port: int, db: str, workers: int, deadline: float, access_l
     shared = None
     if workers > 1:  # the workers share one rate-limit log, so limits hold for the app
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
-        shared = tempfile.mkdtemp(prefix="timserver-limits-", dir=folder)
+        _remove_stale_shared_folders(folder or tempfile.gettempdir())
+        shared = tempfile.mkdtemp(prefix=f"timserver-limits-{os.getpid()}-", dir=folder)
         # the workers' metrics are summed from files in one folder (prometheus multiprocess mode)
         os.makedirs(os.path.join(shared, "metrics"))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(shared, "metrics")
-    settings = Settings(db=db, deadline=deadline, access_log=access_log, log_level=log_level,
+    settings = Settings(db=db, deadline=deadline, body_timeout=body_timeout,
+                        access_log=access_log, log_level=log_level,
                         log_format=log_format, redis=redis_url,
                         shared_limiter=os.path.join(shared, "limits.db") if shared else None,
                         console=console, console_bind=console_bind, console_token=token)
@@ -114,6 +119,17 @@ def serve(host: str, port: int, db: str, workers: int, deadline: float, access_l
     finally:
         if shared:
             shutil.rmtree(shared, ignore_errors=True)
+
+
+def _remove_stale_shared_folders(parent: str) -> None:
+    """Folders of earlier servers that died by a signal (uvicorn re-raises SIGTERM, so a
+    ``finally`` does not always run): removed when the process that made them is gone."""
+    for name in os.listdir(parent):
+        if not name.startswith("timserver-limits-"):
+            continue
+        pid = name.split("-")[2]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 def _run(host: str, port: int, workers: int, log_level: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,6 +32,12 @@ from .openapi import openapi_document
 
 access_log = logging.getLogger("timserver.access")
 
+#: ``TIMSERVER_BENCH_ENDPOINTS=1`` adds a hidden route answering a fixed small JSON body on the
+#: same stack (not in the OpenAPI document): the ceiling the benchmarks compare with (bench/).
+BENCH_ENV = "TIMSERVER_BENCH_ENDPOINTS"
+BENCH_PATH = "/_bench/ping"
+BENCH_BODY = b'{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}'
+
 JSON_TYPE = "application/json; charset=utf-8"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -43,6 +50,7 @@ CORS_HEADERS = {
 class Settings:
     db: str
     deadline: float = 3.0
+    body_timeout: float = 10.0  # seconds for a request body to arrive, else 60008
     clock_offset: float = 0.0
     shared_limiter: str | None = None  # a file shared by worker processes (serve --workers N)
     access_log: bool = True
@@ -81,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
         limiter = RedisLimiter(settings.redis, fallback=limiter,
                                on_fallback=observability.set_limiter_fallback)
     dispatcher = Dispatcher(storage, Clock(settings.clock_offset), deadline=settings.deadline,
+                            body_timeout=settings.body_timeout,
                             limiter=limiter)
     openapi_body = openapi_document()
     journal = Journal(settings.journal_size)
@@ -122,6 +131,9 @@ def create_app(settings: Settings) -> Starlette:
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_body)
 
+    async def bench_ping(request: Request) -> Response:  # the ceiling of bench/run.py
+        return Response(BENCH_BODY, headers={**CORS_HEADERS, "Content-Type": JSON_TYPE})
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -157,6 +169,8 @@ def create_app(settings: Settings) -> Starlette:
         *extension_routes(ConsoleAccess(settings.console, settings.console_bind,
                                         settings.console_token), dispatcher, journal, v4),
         *emulator_control.routes(dispatcher, emulator, CORS_HEADERS),  # /_timserver/faults...
+        *([Route(BENCH_PATH, bench_ping, methods=["GET", "POST"])]
+          if os.environ.get(BENCH_ENV) == "1" else []),  # hidden, for bench/ only
         Route("/v4/{service}/{command}", v4, methods=all_methods),
         Route("/{path:path}", v4, methods=all_methods),  # anything else: 60009 (or 60008)
     ]
