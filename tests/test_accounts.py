@@ -224,14 +224,17 @@ async def test_kick_invalidates_earlier_sigs_of_that_user(client, server_app) ->
     body = b'{"CheckItem":[{"UserID":"ops"}]}'
     resp = await client.post(CHECK, params=query(app, identifier="ops", sig=ops_old), content=body)
     assert resp.json()["ErrorCode"] == 0
+    before = int(time.time())
     assert (await Api(client, app).call("kick", {"Identifier": "ops"}))["ErrorCode"] == 0
+    after = int(time.time())
     resp = await client.post(CHECK, params=query(app, identifier="ops", sig=ops_old), content=body)
     assert resp.json()["ErrorCode"] == 70005
-    same_second = sign(app, "ops")  # signed in the second of the kick: refused too
+    # signed in the second of the kick (which lies in [before, after]): refused too
+    same_second = sign(app, "ops", now=before)
     resp = await client.post(CHECK, params=query(app, identifier="ops", sig=same_second),
                              content=body)
     assert resp.json()["ErrorCode"] == 70005
-    fresh = sign(app, "ops", now=int(time.time()) + 1)
+    fresh = sign(app, "ops", now=after + 1)
     resp = await client.post(CHECK, params=query(app, identifier="ops", sig=fresh), content=body)
     assert resp.json()["ErrorCode"] == 0
     # the other admin is untouched

@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..protocol.errors import TimError
+from ..server.bodies import read_json_object
 from ..server.dispatch import CallInfo, Dispatcher, parse_query
 from ..storage import App, StorageError
 from . import faults, state
@@ -61,34 +62,7 @@ def _fail(code: int, info: str) -> dict[str, Any]:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    declared = request.headers.get("content-length", "")
-    too_big = TimError(60008, f"Malformed HTTP request: the body is larger than {MAX_BODY_BYTES} "
-                              "bytes.")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_big
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise too_big
-                chunks.append(chunk)
-    except TimeoutError:
-        raise TimError(60008, f"Service timeout: the request body did not arrive in "
-                              f"{BODY_TIMEOUT:g} s.") from None
-    body = b"".join(chunks)
-    if not body:
-        raise TimError(60003, "The request body is empty: send a JSON object (at least {}).")
-    try:
-        body.decode("utf-8")
-        value = _decoder.decode(body)
-    except (UnicodeDecodeError, msgspec.DecodeError, RecursionError):
-        raise TimError(60003, "The request body is not valid JSON: send a UTF-8 JSON "
-                              "object.") from None
-    if not isinstance(value, dict):
-        raise TimError(70402, "Invalid parameters: the body must be a JSON object.")
-    return value
+    return await read_json_object(request, MAX_BODY_BYTES, BODY_TIMEOUT)
 
 
 def _only(body: dict[str, Any], *names: str) -> None:

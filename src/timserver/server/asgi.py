@@ -25,8 +25,9 @@ from ..service.clock import Clock
 from ..service.ratelimit import RateLimiter, RedisLimiter, SharedFileLimiter
 from ..storage import Storage, make_storage
 from . import observability
+from .bodies import read_body
 from .console import ConsoleAccess, extension_routes
-from .dispatch import BodyTooLarge, CallInfo, Dispatcher
+from .dispatch import CallInfo, Dispatcher
 from .journal import Journal, body_size
 from .openapi import openapi_document
 
@@ -66,18 +67,10 @@ class Settings:
 
 def _body_reader(request: Request, seen: list[int] | None = None):
     async def read(limit: int) -> bytes:
-        declared = request.headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge()
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge()
-            chunks.append(chunk)
+        body = await read_body(request, limit)
         if seen is not None:
-            seen.append(size)
-        return b"".join(chunks)
+            seen.append(len(body))
+        return body
     return read
 
 

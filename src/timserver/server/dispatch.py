@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
-import msgspec
-
 from .. import usersig
 from ..protocol import messages
 from ..protocol.commands import BY_PATH, Command
@@ -27,12 +25,12 @@ from ..service.apps import AppDirectory, rate_for
 from ..service.clock import Clock
 from ..service.ratelimit import Decision, RateLimiter, SlidingWindowLimiter
 from ..storage import App, Storage, StorageError
+from .bodies import decode_json
 
 log = logging.getLogger("timserver.dispatch")
 
 MAX_BODY_BYTES = 1024 * 1024  # spec §9.1 step 9
 MAX_UINT32 = 4294967295
-_json_decoder = msgspec.json.Decoder()
 
 BodyReader = Callable[[int], Awaitable[bytes]]
 T = TypeVar("T")
@@ -123,9 +121,7 @@ class Dispatcher:
             raise TimError(70500, "Internal server error: the database is unreachable; "
                                   "retry.") from None
         # 8. Rate limit.
-        decision = await self.limiter.acquire((app.sdkappid, cmd.name), rate_for(app, cmd.name))
-        if not decision.allowed:
-            raise RateLimited(cmd.name, decision)
+        await self.check_rate(app, cmd)
         # 9. The body.
         request = cmd.parse(self._decode(await self._read(read_body)))
         # --- Emulator: fault injection (timserver.emulator, docs/emulator.md) -----------------
@@ -200,26 +196,22 @@ class Dispatcher:
 
     @staticmethod
     def _decode(body: bytes) -> Any:
-        if not body:
-            raise TimError(60003, "The request body is empty: send a JSON object (at least {}).")
-        if not body.isascii():  # msgspec lets invalid UTF-8 inside strings through
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise TimError(60003, f"The request body is not valid UTF-8 (byte {err.start}); "
-                                      "send a UTF-8 JSON object.") from None
-        try:
-            return _json_decoder.decode(body)
-        except msgspec.DecodeError as err:
-            raise TimError(60003, f"The request body is not valid JSON ({err}); send a UTF-8 "
-                                  "JSON object.") from None
-        except RecursionError:
-            raise TimError(60003, "The request body is nested too deeply to parse.") from None
+        return decode_json(body)
+
+    async def check_rate(self, app: App, cmd: Command) -> None:
+        """Step 8: count the call against (app, command), or 60007."""
+        decision = await self.limiter.acquire((app.sdkappid, cmd.name), rate_for(app, cmd.name))
+        if not decision.allowed:
+            raise RateLimited(cmd.name, decision)
 
     async def _serve(self, cmd: Command, app: App, request: Any) -> bytes:
+        return messages.encode(await self.run(cmd, app, request))
+
+    async def run(self, cmd: Command, app: App, request: Any) -> Any:
+        """The command's handler under the deadline: its response struct, or 70169 / 70500."""
         handler = getattr(self.accounts, cmd.handler)
         try:
-            response = await within(self.deadline, handler(app, request))
+            return await within(self.deadline, handler(app, request))
         except TimeoutError:
             raise TimError(70169, f"Server timeout: {cmd.name} could not be served within "
                                   f"{self.deadline:g} s; retry.") from None
@@ -227,7 +219,6 @@ class Dispatcher:
             log.exception("storage failed during %s", cmd.name)
             raise TimError(70500, "Internal server error: the database failed and nothing of "
                                   "this call was applied; retry.") from None
-        return messages.encode(response)
 
 
 async def within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
@@ -261,8 +252,3 @@ class RateLimited(TimError):
                                 f"{decision.limit} calls per second for this app; slow down "
                                 "and retry.")
 
-
-class BodyTooLarge(TimError):
-    def __init__(self) -> None:
-        super().__init__(60008, f"Malformed HTTP request: the body is larger than "
-                                f"{MAX_BODY_BYTES} bytes.")

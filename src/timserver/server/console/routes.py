@@ -5,7 +5,6 @@ See the package docstring for the two gates, and docs/console.md for the reasoni
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
 import logging
@@ -22,9 +21,9 @@ from starlette.routing import Route
 from ... import __version__, usersig
 from ...protocol.commands import BY_NAME, COMMANDS, Command
 from ...protocol.errors import CATALOGUE, TimError
-from ...service.apps import rate_for
 from ...service.rules import profile_problem, userid_problem
 from ...storage import App, StorageError
+from ..bodies import read_json_object
 from ..dispatch import MAX_BODY_BYTES, CallInfo, Dispatcher, parse_query
 from ..journal import Journal
 
@@ -123,32 +122,7 @@ def _text_param(params: dict[str, str], name: str, max_chars: int = 128) -> str:
 
 
 async def _json_body(request: Request, limit: int) -> dict[str, Any]:
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise TimError(60008, f"Malformed HTTP request: the body is larger than {limit} bytes.")
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise TimError(60008, f"Malformed HTTP request: the body is larger than "
-                                          f"{limit} bytes.")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise TimError(60008, f"Service timeout: the request body did not arrive in "
-                              f"{BODY_TIMEOUT:g} s.") from None
-    body = b"".join(chunks)
-    if not body:
-        raise TimError(60003, "The request body is empty: send a JSON object.")
-    try:
-        value = _decoder.decode(body)
-    except (msgspec.DecodeError, RecursionError):
-        raise TimError(60003, "The request body is not valid JSON: send a UTF-8 JSON "
-                              "object.") from None
-    if not isinstance(value, dict):
-        raise TimError(70402, "Invalid parameters: the body must be a JSON object.")
-    return value
+    return await read_json_object(request, limit, BODY_TIMEOUT)
 
 
 def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
@@ -287,21 +261,8 @@ def extension_routes(access: ConsoleAccess, dispatcher: Dispatcher, journal: Jou
 
     async def run(cmd: Command, app: App, body: dict[str, Any]) -> Any:
         """A /v4 command's own rules: its parser, the app's rate limit, its handler."""
-        if not dispatcher.limiter.try_acquire((app.sdkappid, cmd.name), rate_for(app, cmd.name)):
-            raise TimError(60007, f"Call frequency over the limit: {cmd.name} accepts "
-                                  f"{rate_for(app, cmd.name)} calls per second for this app; "
-                                  "slow down and retry.")
-        request = cmd.parse(body)
-        try:
-            async with asyncio.timeout(dispatcher.deadline):
-                return await getattr(dispatcher.accounts, cmd.handler)(app, request)
-        except TimeoutError:
-            raise TimError(70169, f"Server timeout: {cmd.name} could not be served within "
-                                  f"{dispatcher.deadline:g} s; retry.") from None
-        except StorageError:
-            log.exception("storage failed during %s", cmd.name)
-            raise TimError(70500, "Internal server error: the database failed and nothing of "
-                                  "this call was applied; retry.") from None
+        await dispatcher.check_rate(app, cmd)
+        return await dispatcher.run(cmd, app, cmd.parse(body))
 
     # --- admin extension endpoints -------------------------------------------------------------
 
