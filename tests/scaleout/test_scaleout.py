@@ -195,3 +195,19 @@ def test_migrate_command_is_idempotent_and_hides_passwords(pg_url: str) -> None:
     from timserver.config import redact_url
 
     assert redact_url("postgresql://u:hunter2@h:5432/db") == "postgresql://u:***@h:5432/db"
+
+
+def test_reset_empties_the_shared_rate_windows_in_redis(pg_url: str, redis_url: str) -> None:
+    app = new_app(pg_url, account_check=3)
+    server = LiveServer(pg_url, "--redis", redis_url)
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=10) as c:
+            codes = [check(server.base_url, app, ["x"], c)["ErrorCode"] for _ in range(4)]
+            assert codes == [0, 0, 0, 60007]
+            sig = TLSSigAPIv2.TLSSigAPIv2(app["sdkappid"], app["key"]).gen_sig("administrator")
+            r = c.post(f"/_timserver/reset?sdkappid={app['sdkappid']}&identifier=administrator"
+                       f"&usersig={sig}", content=b"{}")
+            assert r.json()["ErrorCode"] == 0
+            assert check(server.base_url, app, ["x"], c)["ErrorCode"] == 0
+    finally:
+        server.stop()

@@ -154,7 +154,7 @@ def routes(dispatcher: Dispatcher, emulator: Emulator, cors: dict[str, str]) -> 
         _only(body, "Faults", "Clock")
         done = await state.reset_app(storage, app.sdkappid, faults=_flag(body, "Faults"),
                                      clock=_flag(body, "Clock"))
-        emulator.forget_rates(app.sdkappid)
+        await emulator.forget_rates(app.sdkappid)
         await emulator.refresh(force=True)  # this process's own change, at once
         return done
 

@@ -8,6 +8,7 @@ version moved, so a rule added by the CLI reaches every worker on its next call.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -225,9 +226,11 @@ class Emulator:
             return await serve(cmd, app, request)
         return await faults.apply(rules, self.storage, cmd, app, request, serve, self.deadline)
 
-    def forget_rates(self, sdkappid: int) -> None:
+    async def forget_rates(self, sdkappid: int) -> None:
         """Empty the app's rate-limit windows (reset), when the limiter can."""
         forget = getattr(self.limiter, "forget", None)
         if forget is not None:
             for name in BY_NAME:
-                forget((sdkappid, name))
+                done = forget((sdkappid, name))
+                if inspect.isawaitable(done):  # Redis
+                    await done

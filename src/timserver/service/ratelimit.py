@@ -180,7 +180,7 @@ class RedisLimiter:
         try:
             async with asyncio.timeout(self._timeout):
                 allowed, remaining, wait_us = await self._script(
-                    keys=[self._prefix + ":".join(map(str, key if isinstance(key, tuple) else (key,)))],
+                    keys=[self._key(key)],
                     args=[rate, int(self.window * 1_000_000), f"{self._member}{self._counter}"])
         except Exception as exc:  # any Redis or network failure: keep serving, locally
             self._degrade(exc)
@@ -202,6 +202,20 @@ class RedisLimiter:
             self.degraded = False
             if self._on_fallback:
                 self._on_fallback(False)
+
+    async def forget(self, key: Hashable) -> None:
+        """Empty the window of ``key`` everywhere (the emulator's reset)."""
+        if hasattr(self._fallback, "forget"):
+            self._fallback.forget(key)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._redis.delete(self._key(key))
+        except Exception as exc:
+            self._degrade(exc)
+
+    def _key(self, key: Hashable) -> str:
+        parts = key if isinstance(key, tuple) else (key,)
+        return self._prefix + ":".join(map(str, parts))
 
     async def ping(self) -> bool:
         try:
