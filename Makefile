@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: serve test lint clean install-dev browser
+.PHONY: serve test lint clean install-dev browser bench bench-quick fuzz torture soak
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,31 @@ browser:
 ## make test: the whole test suite
 test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest $(ARGS)
+
+## make fuzz / torture / soak: the reliability drivers of tests/reliability/ at full size (make
+## test runs a short slice of each); figures and commands in docs/reliability.md
+RELIABILITY := $(BIN)/python -m pytest -p no:cacheprovider -q
+fuzz: $(VENV)/.installed-test
+	TIMSERVER_FUZZ_EXAMPLES=$${TIMSERVER_FUZZ_EXAMPLES:-50000} $(RELIABILITY) \
+		tests/reliability/test_fuzz_openapi.py tests/reliability/test_fuzz_http_bytes.py \
+		tests/reliability/test_fuzz_inputs.py tests/reliability/test_fuzz_stateful.py $(ARGS)
+
+torture: $(VENV)/.installed-test
+	TIMSERVER_TORTURE_ROUNDS=$${TIMSERVER_TORTURE_ROUNDS:-25} $(RELIABILITY) \
+		tests/reliability/test_torture_sigkill.py $(ARGS)
+
+soak: $(VENV)/.installed-test
+	TIMSERVER_SOAK_SECONDS=$${TIMSERVER_SOAK_SECONDS:-300} $(RELIABILITY) \
+		tests/reliability/test_soak.py $(ARGS)
+
+## make bench: server benchmarks with wrk (SQLite and PostgreSQL, 10k/1M/10M accounts) written to
+## docs/benchmarks.md; loaded databases are cached in ~/.cache/timserver-bench (ARGS="--help")
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run.py $(ARGS)
+
+## make bench-quick: the same with 10k accounts only, about 2 minutes; the table is printed
+bench-quick: $(VENV)/.installed
+	$(BIN)/python bench/run.py --quick $(ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import accounts, app, migrate, serve, usersig
+from . import accounts, app, load, migrate, serve, usersig
 from . import faults as faults_cli
 from . import state as state_cli
 
@@ -21,6 +21,7 @@ main.add_command(app.app)
 main.add_command(usersig.usersig)
 main.add_command(migrate.migrate)
 main.add_command(accounts.accounts)
+accounts.accounts.add_command(load.load)  # accounts load: straight into the database
 # The emulator's powers (docs/emulator.md).
 main.add_command(faults_cli.faults)
 main.add_command(state_cli.reset)

@@ -15,7 +15,7 @@ import uvicorn
 
 from ..config import data_dir, redact_url
 from ..server import console as web_console
-from ..server import tls
+from ..server import httpguard, tls
 from ..server.asgi import SETTINGS_ENV, Settings
 from ..service import apps as app_rules
 from ..storage import App, Storage
@@ -48,6 +48,10 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
               help="Seconds for a request body to arrive, else 60008 (slow clients).")
 @click.option("--deadline", default=3.0, show_default=True, type=float,
               help="Seconds within which a call is served, else 70169.")
+@click.option("--header-timeout", default=10.0, show_default=True,
+              type=click.FloatRange(0.1, 3600),
+              help="Seconds a client has to send a request's headers (slow clients are cut; "
+                   "docs/security.md).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One log line per request (UserSigs are never logged).")
 @click.option("--log-level", default="info", show_default=True,
@@ -64,7 +68,7 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
               help="The private key of --tls-cert (PEM).")
 @emulator_options  # --faults, --seed, --seed-sdkappid, --clock-offset, --throttle-hints
 def serve(host: str, port: int, db: str, workers: int, body_timeout: float, deadline: float,
-          access_log: bool,
+          header_timeout: float, access_log: bool,
           log_level: str, log_format: str, redis_url: str | None, tls_mode: str | None,
           tls_cert: str | None, tls_key: str | None,
           console: bool = True, console_bind: str | None = None, **emulator: Any) -> None:
@@ -114,6 +118,7 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
                         console=console, console_bind=console_bind, console_token=token)
     settings.throttle_hints = emulator["throttle_hints"]
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
+    os.environ[httpguard.HEADER_TIMEOUT_ENV] = str(header_timeout)  # read by every worker
     try:
         _run(host, port, workers, log_level, ssl)
     finally:
@@ -137,6 +142,8 @@ def _run(host: str, port: int, workers: int, log_level: str,
     uvicorn.run("timserver.server.asgi:app_from_env", factory=True, host=host, port=port,
                 workers=workers, access_log=False, log_level=log_level, server_header=False,
                 lifespan="on", timeout_graceful_shutdown=10,
+                http="timserver.server.httpguard:GuardedHttpToolsProtocol",
+                ws="none",  # no WebSocket endpoint: an Upgrade is served as plain HTTP
                 ssl_certfile=ssl[0] if ssl else None, ssl_keyfile=ssl[1] if ssl else None)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol.commands import BY_NAME, Command
-from ..server.dispatch import within
+from ..server.dispatch import runs_inline, within
 from ..service.clock import Clock
 from ..storage import App, Storage, StorageError
 from . import faults
@@ -198,7 +198,8 @@ class Emulator:
         if now < self._retry_at and not force:
             return
         try:
-            loaded = await within(REFRESH_TIMEOUT, self._load(force))
+            loaded = await within(REFRESH_TIMEOUT, self._load(force),
+                                  eager=runs_inline(self.storage))
         except (StorageError, TimeoutError):
             log.debug("cannot refresh the emulator state", exc_info=True)
             self._retry_at = now + REFRESH_BACKOFF

@@ -143,6 +143,9 @@ class RequestParser:
                  exactly_one_of: tuple[str, ...] = ()) -> None:
         self._convert = _compile_struct(request, max_items)
         self._one_of = exactly_one_of
+        self._request = request
+        self._max_items = max_items
+        self._lists = _top_level_lists(request)
 
     def __call__(self, body: Any) -> Any:
         if self._one_of and type(body) is dict:
@@ -151,7 +154,45 @@ class RequestParser:
                 names = " or ".join(self._one_of)
                 what = "both are present" if present else "neither is present"
                 raise _bad("the body", f"must have exactly one of {names}; {what}")
+        # The common case, a valid body, in msgspec's C code; anything it refuses, or that breaks
+        # a rule it does not know (array sizes), goes through the converter, which says why.
+        if self._lists is not None:
+            try:
+                request = msgspec.convert(body, self._request)
+            except msgspec.ValidationError:
+                pass
+            else:
+                if all(_size_ok(getattr(request, name), self._max_items) for name in self._lists):
+                    return request
         return self._convert(body, "")
+
+
+def _size_ok(value: Any, max_items: int) -> bool:
+    return value is UNSET or 1 <= len(value) <= max_items
+
+
+def _top_level_lists(cls: type[Struct]) -> tuple[str, ...] | None:
+    """The list fields of a request struct, if msgspec.convert gives exactly what the converter
+    gives once their sizes are checked: strings, structs and lists of them, no nested lists (a
+    legacy alias or a ``per_item`` value that is not a string makes msgspec refuse the body, and
+    the converter takes it). None (no fast path) for anything else."""
+    lists = []
+    for name, tp in typing.get_type_hints(cls, include_extras=True).items():
+        tp, _ = _strip_unset(tp)
+        base, _ = _split_annotated(tp)
+        if typing.get_origin(base) is list:
+            (item,) = typing.get_args(base)
+            item, _ = _split_annotated(item)
+            if isinstance(item, type) and issubclass(item, Struct):
+                if _top_level_lists(item) != ():
+                    return None
+            elif item is not str:
+                return None
+            lists.append(name)
+        elif not (base is str or (isinstance(base, type) and issubclass(base, Struct)
+                                  and _top_level_lists(base) == ())):
+            return None
+    return tuple(lists)
 
 
 __all__ = ["UNSET", "RequestParser"]

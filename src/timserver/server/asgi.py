@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
 
 from ..emulator import control as emulator_control
 from ..emulator.state import Emulator
@@ -103,29 +104,31 @@ def create_app(settings: Settings) -> Starlette:
             request.scope["query_string"], _body_reader(request, read), info)
         elapsed = time.perf_counter() - started
         observability.observe(info.command, info.code, elapsed)
+        path = _url_path(request)
         if not access_log.disabled:
             access_log.info(
                 "%s %s sdkappid=%s identifier=%s code=%d bytes=%d ms=%.2f", request.method,
-                request.url.path, info.sdkappid, info.identifier, info.code, len(body),
+                path, info.sdkappid, info.identifier, info.code, len(body),
                 elapsed * 1000, extra={"fields": {
-                    "method": request.method, "path": request.url.path, "command": info.command,
+                    "method": request.method, "path": path, "command": info.command,
                     "sdkappid": info.sdkappid, "identifier": info.identifier, "code": info.code,
                     "bytes": len(body), "ms": round(elapsed * 1000, 3)}})
-        journal.record(method=request.method, path=request.url.path, command=info.command,
+        journal.record(method=request.method, path=path, command=info.command,
                        sdkappid=info.sdkappid, identifier=info.identifier, code=info.code,
                        latency_ms=(time.perf_counter() - started) * 1000,
                        request_bytes=body_size(read, request.headers.get("content-length")),
                        response_bytes=len(body))
-        headers = {**CORS_HEADERS, "Content-Type": JSON_TYPE}
         if settings.throttle_hints and info.code == 60007:
+            headers = {**CORS_HEADERS, "Content-Type": JSON_TYPE}
             headers.update(emulator_control.throttle_headers(info))
-        return Response(body, headers=headers)
+            return Response(body, headers=headers)
+        return _json_answer(body)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_body)
 
     async def bench_ping(request: Request) -> Response:  # the ceiling of bench/run.py
-        return Response(BENCH_BODY, headers={**CORS_HEADERS, "Content-Type": JSON_TYPE})
+        return _json_answer(BENCH_BODY)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -155,6 +158,10 @@ def create_app(settings: Settings) -> Starlette:
 
     all_methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     routes = [
+        # First the REST API (no other route matches /v4/*/*): routes are tried in order.
+        Route("/v4/{service}/{command}", v4, methods=all_methods),
+        *([Route(BENCH_PATH, bench_ping, methods=["GET", "POST"])]
+          if os.environ.get(BENCH_ENV) == "1" else []),  # hidden, for bench/ only
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -162,17 +169,40 @@ def create_app(settings: Settings) -> Starlette:
         *extension_routes(ConsoleAccess(settings.console, settings.console_bind,
                                         settings.console_token), dispatcher, journal, v4),
         *emulator_control.routes(dispatcher, emulator, CORS_HEADERS),  # /_timserver/faults...
-        *([Route(BENCH_PATH, bench_ping, methods=["GET", "POST"])]
-          if os.environ.get(BENCH_ENV) == "1" else []),  # hidden, for bench/ only
-        Route("/v4/{service}/{command}", v4, methods=all_methods),
         Route("/{path:path}", v4, methods=all_methods),  # anything else: 60009 (or 60008)
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
+    # a request target no route can match ("*", "x/v4/..."): 60009 too, not Starlette's 404
+    app.router.default = request_response(v4)
     app.state.dispatcher = dispatcher
     app.state.storage = storage
     app.state.journal = journal
     app.state.emulator = emulator
     return app
+
+
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9_./-]*")
+
+
+def _url_path(request: Request) -> str:
+    """``request.url.path``; for a plain path (the usual /v4 one), without parsing a whole URL
+    (Starlette's URL keeps the path as it is when the scope has a server address)."""
+    path = request.scope["path"]
+    if request.scope.get("server") and _PLAIN_PATH.fullmatch(path):
+        return path
+    return request.url.path
+
+
+_ANSWER_HEADERS = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                   for name, value in {**CORS_HEADERS, "Content-Type": JSON_TYPE}.items()]
+
+
+def _json_answer(body: bytes) -> Response:
+    """``Response(body, headers={**CORS_HEADERS, "Content-Type": JSON_TYPE})``, the same bytes on
+    the wire, without building and encoding the headers again for each answer."""
+    response = Response(body)
+    response.raw_headers = [*_ANSWER_HEADERS, (b"content-length", str(len(body)).encode("latin-1"))]
+    return response
 
 
 def _preflight(request: Request) -> Response:

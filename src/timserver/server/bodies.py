@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..protocol.errors import TimError
 
@@ -29,11 +29,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # no one is left to answer: an ordinary refusal, not an internal error
+        raise TimError(60008, "Malformed HTTP request: the connection closed before the whole "
+                              "body arrived.") from None
     return b"".join(chunks)
 
 

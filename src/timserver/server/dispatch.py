@@ -10,6 +10,7 @@ ASGI layer (``asgi.py``) only moves bytes and headers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ log = logging.getLogger("timserver.dispatch")
 
 MAX_BODY_BYTES = 1024 * 1024  # spec §9.1 step 9
 MAX_UINT32 = 4294967295
+VERIFIED_SIGS = 4096  # UserSigs whose signature was checked, kept (about 2 MB at most)
 
 BodyReader = Callable[[int], Awaitable[bytes]]
 T = TypeVar("T")
@@ -55,6 +57,12 @@ def parse_query(raw: bytes) -> dict[str, str]:
     escapes, so they can never equal a real identifier or digit string.
     """
     params: dict[str, str] = {}
+    if b"%" not in raw:  # nothing to unquote (the usual query): split the decoded text
+        for part in raw.decode("utf-8", "surrogateescape").split("&"):
+            if part:
+                name, _, value = part.partition("=")
+                params.setdefault(name, value)
+        return params
     for part in raw.split(b"&"):
         if not part:
             continue
@@ -82,6 +90,8 @@ class Dispatcher:
         self.accounts = AccountService(storage, self.clock)
         self.limiter = limiter or SlidingWindowLimiter()
         self.deadline = deadline
+        self.eager = runs_inline(storage)
+        self._verified: dict[tuple[str, int, str, str], usersig.SigDocument] = {}
         self.body_timeout = body_timeout
 
     async def dispatch(self, method: str, service: str | None, command: str | None,
@@ -112,7 +122,8 @@ class Dispatcher:
                                   f"({service}/{command}); check the request URL.")
         info.command = cmd.name
         try:  # steps 3-7 read the database too: the same deadline and failure codes apply
-            app = await within(self.deadline, self.authenticate(parse_query(query), info))
+            app = await within(self.deadline, self.authenticate(parse_query(query), info),
+                               eager=self.eager)
         except TimeoutError:
             raise TimError(70169, "Server timeout: the caller could not be authenticated within "
                                   f"{self.deadline:g} s (the database is slow); retry.") from None
@@ -163,8 +174,7 @@ class Dispatcher:
                 raise TimError(60002, "HTTP parse error: contenttype must be exactly json.")
         # 6. The UserSig.
         try:
-            doc = usersig.verify(sig, sdkappid=app.sdkappid, identifier=identifier, key=app.key,
-                                 now=int(self.clock.now()))
+            doc = self._verify(sig, app, identifier, int(self.clock.now()))
             usersig.check_not_kicked(doc, await self.storage.kicked_at(app.sdkappid, identifier))
         except usersig.SigError as err:
             raise TimError(err.code, err.reason) from None
@@ -173,6 +183,20 @@ class Dispatcher:
             raise TimError(70403, f"Request failed: {identifier!r} is not an admin of app "
                                   f"{app.sdkappid}; set identifier to an app admin.")
         return app
+
+    def _verify(self, sig: str, app: App, identifier: str, now: int) -> usersig.SigDocument:
+        """``usersig.verify``, its time-independent work (decoding, the HMAC) done once per
+        (UserSig, app, key, identifier): clients send the same UserSig for its whole validity."""
+        key = (sig, app.sdkappid, identifier, app.key)
+        doc = self._verified.get(key)
+        if doc is not None and now <= doc.expires_at:
+            return doc
+        doc = usersig.verify(sig, sdkappid=app.sdkappid, identifier=identifier, key=app.key,
+                             now=now)  # raises SigError, with the code and reason, if refused
+        if len(self._verified) >= VERIFIED_SIGS:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[key] = doc
+        return doc
 
     async def _app(self, raw: str, info: CallInfo) -> App:
         if raw == "":
@@ -187,9 +211,17 @@ class Dispatcher:
         return app
 
     async def _read(self, read_body: BodyReader) -> bytes:
+        reading = read_body(MAX_BODY_BYTES)
+        pending = None
+        if asyncio.iscoroutine(reading):  # a body that is all there already needs no timer
+            try:
+                pending = reading.send(None)
+            except StopIteration as finished:
+                return finished.value  # type: ignore[no-any-return]
+            reading = _Started(reading, pending)
         try:
             async with asyncio.timeout(self.body_timeout):
-                return await read_body(MAX_BODY_BYTES)
+                return await reading
         except TimeoutError:
             raise TimError(60008, "Service timeout: the request body did not arrive in "
                                   f"{self.body_timeout:g} s.") from None
@@ -211,7 +243,7 @@ class Dispatcher:
         """The command's handler under the deadline: its response struct, or 70169 / 70500."""
         handler = getattr(self.accounts, cmd.handler)
         try:
-            return await within(self.deadline, handler(app, request))
+            return await within(self.deadline, handler(app, request), eager=self.eager)
         except TimeoutError:
             raise TimError(70169, f"Server timeout: {cmd.name} could not be served within "
                                   f"{self.deadline:g} s; retry.") from None
@@ -221,7 +253,12 @@ class Dispatcher:
                                   "this call was applied; retry.") from None
 
 
-async def within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
+def runs_inline(storage: Any) -> bool:
+    """Whether ``within(..., eager=True)`` is safe for work on ``storage`` (``Storage.runs_inline``)."""
+    return getattr(storage, "runs_inline", False) is True
+
+
+async def within(seconds: float, work: Coroutine[Any, Any, T], *, eager: bool = False) -> T:
     """``work``'s result, or TimeoutError after ``seconds``, whatever ``work`` is doing then.
 
     ``asyncio.timeout`` would cancel ``work`` and then wait for its clean-up, and a database
@@ -229,13 +266,66 @@ async def within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
     longer than the deadline. So ``work`` runs as its own task, and at the deadline the caller is
     answered while the task finishes, or fails, on its own. A write that completes after its
     deadline is harmless: the caller was told 70169 (retry), and every write is idempotent.
+
+    With ``eager``, ``work`` starts inline and becomes a task only when it first waits: what
+    never waits (an inline SQLite read) costs no task and no turns of the event loop, and could
+    not have been interrupted anyway. Only for work that uses nothing bound to the current task
+    before its first wait (``asyncio.timeout``, which a database driver may enter, is): that
+    part runs in the caller's task, the rest in another. ``Storage.runs_inline`` says so.
     """
-    task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait((task,), timeout=seconds)
-    if not done:
+    if eager:
+        try:
+            pending = work.send(None)
+        except StopIteration as finished:
+            return finished.value  # type: ignore[no-any-return]
+        task = asyncio.ensure_future(_go_on(work, pending))
+    else:
+        task = asyncio.ensure_future(work)
+    # asyncio.wait((task,), timeout=seconds), with less machinery: one waiter, one timer.
+    waiter = task.get_loop().create_future()
+    wake = functools.partial(_wake, waiter)
+    timer = task.get_loop().call_later(seconds, wake)
+    task.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    if not task.done():
         task.add_done_callback(_forget)
         raise TimeoutError
     return task.result()
+
+
+def _wake(waiter: asyncio.Future[None], *_: Any) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def _go_on(work: Coroutine[Any, Any, T], pending: Any) -> T:
+    return await _Started(work, pending)
+
+
+class _Started:
+    """Awaiting it drives a coroutine that was started by hand and is waiting for ``pending``
+    (what its first ``send`` yielded), exactly as a task would have gone on driving it."""
+
+    def __init__(self, work: Coroutine[Any, Any, Any], pending: Any) -> None:
+        self.work, self.pending = work, pending
+
+    def __await__(self) -> Any:
+        work, pending = self.work, self.pending
+        while True:
+            try:
+                sent = yield pending
+            except BaseException as exc:  # cancelled or closed: pass it on to the coroutine
+                step, arg = work.throw, exc
+            else:
+                step, arg = work.send, sent
+            try:
+                pending = step(arg)
+            except StopIteration as finished:
+                return finished.value
 
 
 def _forget(task: asyncio.Future[Any]) -> None:

@@ -27,6 +27,8 @@ def _clean(text: str | None) -> str | None:
     """Printable, valid UTF-8, bounded: query bytes may hold anything (surrogate escapes)."""
     if text is None:
         return None
+    if text.isprintable():  # the common case (a lone surrogate is not printable either)
+        return text[:_MAX_TEXT]
     return "".join("\ufffd" if not ch.isprintable() or "\ud800" <= ch <= "\udfff" else ch
                    for ch in text[:_MAX_TEXT])
 

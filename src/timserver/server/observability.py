@@ -36,10 +36,16 @@ LIMITER_FALLBACK = Gauge("timserver_ratelimit_fallback",
                          multiprocess_mode="max")
 
 
+_children: dict[tuple[str, int], tuple[Any, Any]] = {}  # (command, code) → its two series
+
+
 def observe(command: str | None, code: int, seconds: float) -> None:
     name = command or "unknown"
-    REQUESTS.labels(name, str(code)).inc()
-    LATENCY.labels(name).observe(seconds)
+    series = _children.get((name, code))
+    if series is None:  # commands and codes are finite: the table's and the catalogue's
+        series = _children[(name, code)] = (REQUESTS.labels(name, str(code)), LATENCY.labels(name))
+    series[0].inc()
+    series[1].observe(seconds)
     if code == 60007:
         RATE_LIMITED.labels(name).inc()
 

@@ -67,7 +67,8 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"200": {
                 "description": "Always HTTP 200; success or failure is in ActionStatus and "
                                "ErrorCode.",
-                "content": {"application/json": {"schema": {"oneOf": [
+                # anyOf: a failure (three fields) is also a valid account_import/kick answer
+                "content": {"application/json": {"schema": {"anyOf": [
                     {"$ref": _REF.format(name=cmd.response.__name__)},
                     {"$ref": _REF.format(name="ErrorResponse")}]}}}}},
         }}

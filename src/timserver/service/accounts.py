@@ -105,20 +105,17 @@ class AccountService:
     # --- account_check ------------------------------------------------------------------------
     async def account_check(self, app: App, req: m.AccountCheckRequest) -> m.AccountCheckResponse:
         ids = [item.UserID for item in req.CheckItem]
-        valid = [uid for uid in ids if not userid_problem(uid)]
-        imported = await self.storage.existing(app.sdkappid, valid)
-        items = []
-        for uid in ids:
-            if uid in imported:
-                items.append(m.CheckResultItem(UserID=uid, ResultCode=0, ResultInfo="",
-                                               AccountStatus="Imported"))
-                continue
-            problem = userid_problem(uid)
-            items.append(m.CheckResultItem(
-                UserID=uid, ResultCode=70402 if problem else 0,
-                ResultInfo=f"UserID is invalid: {problem}." if problem else "",
-                AccountStatus="NotImported"))
-        return m.AccountCheckResponse(ResultItem=items)
+        problems = [userid_problem(uid) for uid in ids]
+        imported = await self.storage.existing(
+            app.sdkappid, [uid for uid, problem in zip(ids, problems, strict=True) if not problem])
+        item = m.CheckResultItem
+        return m.AccountCheckResponse(ResultItem=[
+            item(UserID=uid, ResultCode=0, ResultInfo="",
+                 AccountStatus="Imported" if uid in imported else "NotImported")
+            if not problem else
+            item(UserID=uid, ResultCode=70402, ResultInfo=f"UserID is invalid: {problem}.",
+                 AccountStatus="NotImported")
+            for uid, problem in zip(ids, problems, strict=True)])
 
     # --- kick ---------------------------------------------------------------------------------
     async def kick(self, app: App, req: m.KickRequest) -> m.Envelope:

@@ -14,6 +14,8 @@ _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 def userid_problem(user_id: str) -> str | None:
     """Why ``user_id`` is not a valid UserID (spec §9.2), or None when it is valid."""
+    if user_id.isascii() and 0 < len(user_id) <= MAX_USERID_BYTES and user_id.isprintable():
+        return None  # the usual UserID, at once (printable ASCII: no control character)
     if not user_id:
         return "it is empty"
     size = len(user_id.encode("utf-8"))
@@ -33,4 +35,6 @@ def profile_problem(name: str, value: Any) -> str | None:
     size = len(value.encode("utf-8"))
     if size > MAX_PROFILE_BYTES:
         return f"{name} is {size} bytes long; at most {MAX_PROFILE_BYTES} are allowed"
+    if "\x00" in value:  # PostgreSQL cannot store it: every backend refuses it alike
+        return f"{name} contains a NUL character (U+0000), which cannot be stored"
     return None

@@ -7,7 +7,8 @@ Implementations: ``sqlite.py`` (the embedded default); PostgreSQL fills the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,6 +63,10 @@ class FaultRecord:
 
 class Storage(Protocol):
     url: str
+    #: Optional, True when no method uses anything bound to the calling task (``asyncio.timeout``,
+    #: task groups) before it first waits: then callers may start its work inline instead of in
+    #: a task of its own (``server.dispatch.within(..., eager=True)``). Absent means False.
+    runs_inline: bool
 
     async def open(self) -> None:
         """Connect and apply pending schema migrations."""
@@ -94,6 +99,20 @@ class Storage(Protocol):
 
         Returns, per item, whether it was applied: ``False`` means it was a new account refused
         because the app already holds ``max_accounts`` non-admin accounts.
+        """
+
+    async def bulk_load(self, sdkappid: int, rows: Iterable[AccountWrite], *,
+                        batch_size: int = 50_000,
+                        progress: Callable[[int], None] | None = None) -> int:
+        """Create or update many accounts straight in the database (``timserver accounts load``).
+
+        For migrations: no API, no rate limit, no trial cap (the caller checks the edition).
+        ``rows`` is consumed as it comes (a file of millions need not fit in memory); each batch of
+        ``batch_size`` rows is one transaction, durable when the next one starts, so an
+        interrupted load keeps its finished batches and a rerun is idempotent. A row updates an
+        existing account as ``import_accounts`` does (a ``None`` profile field keeps its value);
+        admin flags are never changed. ``progress(n)`` is called with the rows of each committed
+        batch. Returns how many accounts were created.
         """
 
     async def existing(self, sdkappid: int, user_ids: Sequence[str]) -> set[str]:
@@ -142,3 +161,51 @@ class Storage(Protocol):
 
     async def reset_accounts(self, sdkappid: int) -> int:
         """Delete every non-admin account and every kick of the app; returns accounts deleted."""
+
+
+# --- bulk loading (shared by the implementations of ``Storage.bulk_load``) -----------------------
+
+Merged = dict[str, tuple[str | None, str | None]]  # UserID → (nick, face_url) of one batch
+
+
+def merge_batches(rows: Iterable[AccountWrite], batch_size: int) -> Iterator[tuple[Merged, int]]:
+    """Batches of ``rows``: one entry per UserID (a later non-None field wins, as a later
+    import would), with the number of rows each batch took from the input."""
+    merged: Merged = {}
+    taken = 0
+    for row in rows:
+        old = merged.get(row.user_id)
+        if old is None:
+            merged[row.user_id] = (row.nick, row.face_url)
+        else:
+            merged[row.user_id] = (row.nick if row.nick is not None else old[0],
+                                   row.face_url if row.face_url is not None else old[1])
+        taken += 1
+        if taken >= batch_size:
+            yield merged, taken
+            merged, taken = {}, 0
+    if taken:
+        yield merged, taken
+
+
+async def pipelined_load(rows: Iterable[AccountWrite], batch_size: int,
+                         load: Callable[[Merged], Awaitable[int]],
+                         progress: Callable[[int], None] | None) -> int:
+    """Run ``load`` on each batch while the next one is read (in a thread): input parsing
+    overlaps with the database's work. Returns the sum of what ``load`` returned."""
+    batches = merge_batches(rows, batch_size)
+    created = 0
+    batch = await asyncio.to_thread(next, batches, None)
+    while batch is not None:
+        work = asyncio.ensure_future(load(batch[0]))
+        try:
+            following = await asyncio.to_thread(next, batches, None)
+        except BaseException:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            raise
+        created += await work
+        if progress is not None:
+            progress(batch[1])
+        batch = following
+    return created

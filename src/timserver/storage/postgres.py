@@ -9,6 +9,9 @@
 * App records are cached by the service layer, keyed on ``apps_version``. A LISTEN connection
   hears ``NOTIFY timserver_apps`` from whoever changes an app, so the version costs no round trip
   per call; while that connection is down, the version is read from the database instead.
+* Kicks (``kicked_at``, read by every call) are cached the same way: every change to the kicks
+  table sends ``NOTIFY timserver_kicks``, which empties the cache of every instance (our own
+  changes empty ours at once); while the LISTEN connection is down, each call reads the table.
 * Any driver or network failure becomes ``StorageError`` (answered 70500, retryable); the pool
   reconnects by itself when the database is back.
 """
@@ -19,18 +22,29 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 
 from ._migrations import scripts
-from .base import Account, AccountWrite, App, AppExists, FaultRecord, StorageError
+from .base import (
+    Account,
+    AccountWrite,
+    App,
+    AppExists,
+    FaultRecord,
+    Merged,
+    StorageError,
+    pipelined_load,
+)
 
 log = logging.getLogger("timserver.storage.postgres")
 T = TypeVar("T")
 
 _CHANNEL = "timserver_apps"
+_KICKS_CHANNEL = "timserver_kicks"
+_KICKS_CACHED = 10_000  # (app, identifier) → latest kick, kept while LISTEN hears every change
 _MIGRATION_LOCK = 0x74696D73  # advisory lock key: one instance migrates at a time
 _APP_COLUMNS = "sdkappid, secret_key, edition, admins, limits, created_at"
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError,
@@ -43,7 +57,18 @@ def _app_from_row(row: Any) -> App:
                created_at=row["created_at"])
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset of a released connection, after asyncpg's own (which rolls back an open
+    transaction): nothing more. Its default, a round trip per release (unlock advisory locks,
+    CLOSE ALL, UNLISTEN *, RESET ALL), undoes what this module never does: its advisory lock is
+    transaction-scoped, it opens no cursor, sets nothing, and listens on its own connection."""
+
+
 class PostgresStorage:
+    #: asyncpg enters ``asyncio.timeout`` scopes (pool acquire and release), which belong to the
+    #: task they are entered in: work on this storage never starts inline (``dispatch.within``).
+    runs_inline = False
+
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
                  command_timeout: float = 10.0) -> None:
         self.url = url
@@ -52,6 +77,9 @@ class PostgresStorage:
         self._command_timeout = command_timeout
         self._listener: asyncpg.Connection | None = None
         self._local_version = 0
+        self._kicks_heard = 0  # bumped by each NOTIFY timserver_kicks, and by our own kicks
+        self._kicks_seen = -1  # the _kicks_heard that _kicks is good for
+        self._kicks: dict[tuple[int, str], int | None] = {}
         self._listen_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -60,7 +88,7 @@ class PostgresStorage:
         try:
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=self._sizes[0], max_size=self._sizes[1],
-                command_timeout=self._command_timeout, timeout=5)
+                command_timeout=self._command_timeout, timeout=5, reset=_keep_session)
             async with self._pool.acquire() as conn:
                 await self._migrate(conn)
         except _DRIVER_ERRORS as exc:
@@ -104,6 +132,7 @@ class PostgresStorage:
         try:
             conn = await asyncpg.connect(self.url, timeout=5)
             await conn.add_listener(_CHANNEL, self._on_notify)
+            await conn.add_listener(_KICKS_CHANNEL, self._on_kicks_notify)
             conn.add_termination_listener(self._on_listener_lost)
         except _DRIVER_ERRORS as exc:
             log.warning("cannot LISTEN for app changes (%s); reading apps_version per call", exc)
@@ -112,9 +141,13 @@ class PostgresStorage:
             return
         self._listener = conn
         self._local_version += 1  # anything may have changed while nobody listened
+        self._kicks_heard += 1
 
     def _on_notify(self, *args: Any) -> None:
         self._local_version += 1
+
+    def _on_kicks_notify(self, *args: Any) -> None:
+        self._kicks_heard += 1
 
     def _on_listener_lost(self, conn: asyncpg.Connection) -> None:
         if self._closing:
@@ -260,6 +293,36 @@ class PostgresStorage:
             return applied
         return await self._run(work, write=True)
 
+    async def bulk_load(self, sdkappid: int, rows: Iterable[AccountWrite], *,
+                        batch_size: int = 50_000,
+                        progress: Callable[[int], None] | None = None) -> int:
+        async def load(merged: Merged) -> int:
+            async def work(conn: asyncpg.Connection) -> int:
+                # COPY into a scratch table, then one upsert from it (COPY itself cannot merge).
+                await conn.execute(
+                    'CREATE TEMP TABLE bulk_accounts (user_id TEXT COLLATE "C", nick TEXT, '
+                    "face_url TEXT) ON COMMIT DROP")
+                await conn.copy_records_to_table(
+                    "bulk_accounts", columns=("user_id", "nick", "face_url"),
+                    records=[(uid, nick, face) for uid, (nick, face) in sorted(merged.items())])
+                created = await conn.fetchval(
+                    "WITH up AS (INSERT INTO accounts (sdkappid, user_id, nick, face_url, "
+                    "created_at) SELECT $1, user_id, nick, face_url, $2 FROM bulk_accounts "
+                    "ORDER BY user_id ON CONFLICT (sdkappid, user_id) DO UPDATE SET "
+                    "nick = coalesce(excluded.nick, accounts.nick), "
+                    "face_url = coalesce(excluded.face_url, accounts.face_url) "
+                    "WHERE excluded.nick IS NOT NULL OR excluded.face_url IS NOT NULL "
+                    "RETURNING (xmax = 0) AS fresh) SELECT count(*) FILTER (WHERE fresh) FROM up",
+                    sdkappid, time.time())
+                counted = await conn.execute("UPDATE apps SET account_count = account_count + $1 "
+                                             "WHERE sdkappid = $2", created, sdkappid)
+                if counted != "UPDATE 1":
+                    raise StorageError(f"no app with SDKAppID {sdkappid}")
+                return created
+            return await self._run(work, write=True)
+
+        return await pipelined_load(rows, batch_size, load, progress)
+
     async def existing(self, sdkappid: int, user_ids: Sequence[str]) -> set[str]:
         if not user_ids:
             return set()
@@ -273,9 +336,12 @@ class PostgresStorage:
             return []
 
         async def work(conn: asyncpg.Connection) -> list[bool]:
+            # Lock the rows in UserID order first, as imports do: a DELETE alone locks them in
+            # the order its plan reads them, and the two orders deadlocked under load.
             present = {r["user_id"] for r in await conn.fetch(
-                "DELETE FROM accounts WHERE sdkappid = $1 AND is_admin = false "
-                "AND user_id = ANY($2::text[]) RETURNING user_id",
+                "DELETE FROM accounts WHERE sdkappid = $1 AND user_id IN ("
+                "SELECT user_id FROM accounts WHERE sdkappid = $1 AND is_admin = false "
+                "AND user_id = ANY($2::text[]) ORDER BY user_id FOR UPDATE) RETURNING user_id",
                 sdkappid, sorted(set(user_ids)))}
             if present:
                 await conn.execute("UPDATE apps SET account_count = account_count - $1 "
@@ -289,19 +355,46 @@ class PostgresStorage:
 
     async def kick(self, sdkappid: int, user_id: str, at: int) -> bool:
         async def work(conn: asyncpg.Connection) -> bool:
-            done = await conn.fetchval(
-                "INSERT INTO kicks (sdkappid, user_id, kicked_at) "
+            done = await conn.fetchval(  # with NOTIFY timserver_kicks (delivered at commit)
+                "WITH k AS (INSERT INTO kicks (sdkappid, user_id, kicked_at) "
                 "SELECT $1, $2, $3 WHERE EXISTS "
                 "(SELECT 1 FROM accounts WHERE sdkappid = $1 AND user_id = $2) "
                 "ON CONFLICT (sdkappid, user_id) DO UPDATE SET "
-                "kicked_at = greatest(kicks.kicked_at, excluded.kicked_at) RETURNING 1",
+                "kicked_at = greatest(kicks.kicked_at, excluded.kicked_at) RETURNING 1) "
+                f"SELECT count(pg_notify('{_KICKS_CHANNEL}', '')) FROM k",
                 sdkappid, user_id, at)
-            return done is not None
-        return await self._run(work, write=True)
+            return done > 0
+        try:
+            return await self._run(work, write=True)
+        finally:
+            self._kicks_changed()
 
     async def kicked_at(self, sdkappid: int, user_id: str) -> int | None:
-        return await self._run(lambda c: c.fetchval(
+        """Cached while the LISTEN connection is up: kicks are rare, and every change to the
+        kicks table announces itself (NOTIFY timserver_kicks), like app changes."""
+        if "\x00" in user_id:  # PostgreSQL text cannot hold NUL (an error), and no account has one
+            return None
+        listening = self._listener is not None and not self._listener.is_closed()
+        heard = self._kicks_heard
+        if listening:
+            if self._kicks_seen != heard:
+                self._kicks.clear()
+                self._kicks_seen = heard
+            try:
+                return self._kicks[(sdkappid, user_id)]
+            except KeyError:
+                pass
+        value = await self._run(lambda c: c.fetchval(
             "SELECT kicked_at FROM kicks WHERE sdkappid = $1 AND user_id = $2", sdkappid, user_id))
+        if listening and self._kicks_heard == heard:  # no kick announced while we read
+            if len(self._kicks) >= _KICKS_CACHED:
+                self._kicks.clear()
+            self._kicks[(sdkappid, user_id)] = value
+        return value
+
+    def _kicks_changed(self) -> None:
+        """Our own change to kicks: forget them now, not when our NOTIFY comes back."""
+        self._kicks_heard += 1
 
     async def count_accounts(self, sdkappid: int) -> int:
         value = await self._run(lambda c: c.fetchval(
@@ -387,9 +480,13 @@ class PostgresStorage:
             gone = await conn.fetch("DELETE FROM accounts WHERE sdkappid = $1 AND NOT is_admin "
                                     "RETURNING 1", sdkappid)
             await conn.execute("DELETE FROM kicks WHERE sdkappid = $1", sdkappid)
+            await conn.execute(f"NOTIFY {_KICKS_CHANNEL}")  # delivered at commit
             await conn.execute("UPDATE apps SET account_count = 0 WHERE sdkappid = $1", sdkappid)
             return len(gone)
-        return await self._run(work, write=True)
+        try:
+            return await self._run(work, write=True)
+        finally:
+            self._kicks_changed()
 
 
 async def _set_admins(conn: asyncpg.Connection, sdkappid: int, admins: Sequence[str]) -> None:

@@ -17,20 +17,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ._migrations import scripts
-from .base import Account, AccountWrite, App, AppExists, FaultRecord, StorageError
+from .base import (
+    Account,
+    AccountWrite,
+    App,
+    AppExists,
+    FaultRecord,
+    Merged,
+    StorageError,
+    pipelined_load,
+)
 
 T = TypeVar("T")
 _MAX_GROUP = 256  # writes committed together at most
 _BUSY_TIMEOUT_MS = 5000
+_BULK_CACHE_KIB = 256 * 1024  # page cache of the writer during a bulk load
+_MEMO_ROWS = 10_000  # reads kept until the next commit (versions, kicks of each identifier)
 
 
 def path_from_url(url: str) -> str:
@@ -79,6 +91,43 @@ def _split_sql(script: str) -> list[str]:
             statements.append("\n".join(current))
             current = []
     return [s for s in statements if s.strip()]
+
+
+class _CommitWatch:
+    """Tells cheaply whether any connection, of any process, may have committed since last asked.
+
+    In WAL mode each commit rewrites the WAL-index header, the first 48 bytes of the ``-shm``
+    file (the way SQLite's own readers notice new data: https://sqlite.org/walformat.html). One
+    ``pread`` of it costs far less than a query. ``epoch()`` moves whenever those bytes do (a
+    torn read only moves it once more); without a readable ``-shm`` file it moves every time.
+    """
+
+    _HEADER = 48
+
+    def __init__(self, path: str) -> None:
+        try:
+            self._fd: int | None = os.open(f"{path}-shm", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+        self._header = b""
+        self._epoch = 0
+
+    def epoch(self) -> int:
+        header = b""
+        if self._fd is not None:
+            try:
+                header = os.pread(self._fd, self._HEADER, 0)
+            except OSError:
+                header = b""
+        if len(header) != self._HEADER or header != self._header:
+            self._header = header
+            self._epoch += 1
+        return self._epoch
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class _Writer:
@@ -186,11 +235,18 @@ def _placeholders(n: int) -> str:
 
 
 class SQLiteStorage:
+    #: Reads run inline and writes only wait for the writer thread's futures: nothing here is
+    #: bound to the calling task, so callers may start this work inline (``dispatch.within``).
+    runs_inline = True
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = path_from_url(url)
         self._writer: _Writer | None = None
         self._reader: sqlite3.Connection | None = None
+        self._watch: _CommitWatch | None = None
+        self._memo: dict[Any, list[tuple[Any, ...]]] = {}  # reads kept until the next commit
+        self._memo_epoch = -1
 
     # --- life cycle ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -200,10 +256,14 @@ class SQLiteStorage:
             self._reader = _connect(self.path)
             # Reads run on the event loop: never let a lock stall it for long.
             self._reader.execute("PRAGMA busy_timeout = 250")
+            self._watch = _CommitWatch(self.path)  # after the reader: its -shm file exists
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._writer is not None:
             self._writer.stop()
             self._writer = None
@@ -218,6 +278,22 @@ class SQLiteStorage:
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite: {exc}") from exc
 
+    def _read_kept(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """``_read`` for what every call asks (versions, kicks): the rows are kept until any
+        connection, of any process, commits (``_CommitWatch``); a new commit empties the memo."""
+        epoch = self._watch.epoch() if self._watch is not None else -1
+        if epoch != self._memo_epoch or epoch < 0:
+            self._memo.clear()
+            self._memo_epoch = epoch
+        key = (sql, params)
+        rows = self._memo.get(key)
+        if rows is None:
+            rows = self._read(sql, params)
+            if len(self._memo) >= _MEMO_ROWS:  # many identifiers: start over
+                self._memo.clear()
+            self._memo[key] = rows
+        return rows
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._writer is not None, "storage is not open"
         return await self._writer.submit(fn)
@@ -227,7 +303,7 @@ class SQLiteStorage:
 
     # --- apps ---------------------------------------------------------------------------------
     async def apps_version(self) -> int:
-        return self._read("SELECT value FROM meta WHERE name = 'apps_version'")[0][0]
+        return self._read_kept("SELECT value FROM meta WHERE name = 'apps_version'")[0][0]
 
     async def create_app(self, app: App) -> None:
         def write(conn: sqlite3.Connection) -> None:
@@ -304,6 +380,46 @@ class SQLiteStorage:
             return applied
         return await self._write(write)
 
+    async def bulk_load(self, sdkappid: int, rows: Iterable[AccountWrite], *,
+                        batch_size: int = 50_000,
+                        progress: Callable[[int], None] | None = None) -> int:
+        def load(merged: Merged) -> Callable[[sqlite3.Connection], int]:
+            def write(conn: sqlite3.Connection) -> int:
+                # Existing accounts first get their given profile fields, then the rest is new.
+                conn.executemany(
+                    "UPDATE accounts SET nick = coalesce(?, nick), face_url = coalesce(?, face_url) "
+                    "WHERE sdkappid = ? AND user_id = ?",
+                    [(nick, face, sdkappid, uid) for uid, (nick, face) in merged.items()
+                     if nick is not None or face is not None])
+                now = time.time()
+                created = conn.executemany(
+                    "INSERT INTO accounts (sdkappid, user_id, nick, face_url, created_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sdkappid, user_id) DO NOTHING",
+                    [(sdkappid, uid, nick, face, now) for uid, (nick, face) in merged.items()],
+                ).rowcount
+                if not conn.execute("UPDATE apps SET account_count = account_count + ? "
+                                    "WHERE sdkappid = ?", (created, sdkappid)).rowcount:
+                    raise StorageError(f"no app with SDKAppID {sdkappid}")
+                return created
+            return write
+
+        def cache(size: int | None) -> Callable[[sqlite3.Connection], int]:
+            def write(conn: sqlite3.Connection) -> int:
+                (before,) = conn.execute("PRAGMA cache_size").fetchone()
+                if size is not None:
+                    conn.execute(f"PRAGMA cache_size = {int(size)}")
+                return before
+            return write
+
+        # A big page cache while loading: a B-tree of millions of keys then rarely reads a page
+        # back from the file; the connection's own size is restored afterwards.
+        before = await self._write(cache(-_BULK_CACHE_KIB))
+        try:
+            return await pipelined_load(rows, batch_size, lambda merged: self._write(load(merged)),
+                                        progress)
+        finally:
+            await self._write(cache(before))
+
     async def existing(self, sdkappid: int, user_ids: Sequence[str]) -> set[str]:
         if not user_ids:
             return set()
@@ -346,8 +462,8 @@ class SQLiteStorage:
         return await self._write(write)
 
     async def kicked_at(self, sdkappid: int, user_id: str) -> int | None:
-        rows = self._read("SELECT kicked_at FROM kicks WHERE sdkappid = ? AND user_id = ?",
-                          (sdkappid, user_id))
+        rows = self._read_kept("SELECT kicked_at FROM kicks WHERE sdkappid = ? AND user_id = ?",
+                               (sdkappid, user_id))
         return rows[0][0] if rows else None
 
     async def count_accounts(self, sdkappid: int) -> int:
@@ -370,7 +486,7 @@ class SQLiteStorage:
 
     # --- emulator controls (timserver.emulator, docs/emulator.md) -----------------------------
     async def emulator_version(self) -> int:
-        rows = self._read("SELECT value FROM meta WHERE name = 'emulator_version'")
+        rows = self._read_kept("SELECT value FROM meta WHERE name = 'emulator_version'")
         return rows[0][0] if rows else 0
 
     async def add_fault(self, sdkappid: int, spec: str, remaining: int | None) -> FaultRecord:

@@ -107,7 +107,7 @@ def extension_paths() -> dict[str, Any]:
             "The body, rules and rate limit of kick.", {},
             body={"type": "object", "required": ["UserID"], "properties": {"UserID": _USERID}},
             example={"UserID": "alice"})},
-        "/_timserver/journal": {"get": _op(
+        "/_timserver/journal": {"get": _with_ndjson(_op(
             "timserver_journal", "Recent answered /v4 requests of the app",
             "The request journal of the worker that answers (each worker keeps its own ring): "
             "time, command, ErrorCode, latency and body sizes of the app's recent calls, oldest "
@@ -120,5 +120,11 @@ def extension_paths() -> dict[str, Any]:
                     ("after", "Only entries with Seq above this.",
                      {"type": "integer", "minimum": 0}),
                     ("format", "json (default) or ndjson.",
-                     {"type": "string", "enum": ["json", "ndjson"]})])},
+                     {"type": "string", "enum": ["json", "ndjson"]})]))},
     }
+
+
+def _with_ndjson(op: dict[str, Any]) -> dict[str, Any]:
+    """format=ndjson answers one journal entry per line (a download), not the envelope."""
+    op["responses"]["200"]["content"]["application/x-ndjson"] = {"schema": {"type": "string"}}
+    return op

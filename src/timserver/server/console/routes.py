@@ -9,6 +9,7 @@ import hmac
 import ipaddress
 import logging
 import mimetypes
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -109,6 +110,9 @@ def _int_param(params: dict[str, str], name: str, default: int, low: int, high: 
     return int(raw)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _text_param(params: dict[str, str], name: str, max_chars: int = 128) -> str:
     value = params.get(name, "")
     if len(value) > max_chars:
@@ -118,6 +122,8 @@ def _text_param(params: dict[str, str], name: str, max_chars: int = 128) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise TimError(70402, f"Invalid parameters: {name} is not valid UTF-8.") from None
+    if _CONTROL.search(value):  # no UserID has one, and PostgreSQL refuses NUL in text (70500)
+        raise TimError(70402, f"Invalid parameters: {name} contains a control character.")
     return value
 
 
