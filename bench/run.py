@@ -456,7 +456,11 @@ def main() -> None:
                         help="skip the extra runs with the access log on (full runs make them)")
     parser.add_argument("--server-arg", dest="server_args", action="append", default=[],
                         help="extra argument for timserver serve (repeatable)")
+    parser.add_argument("--from-json", type=Path, help=argparse.SUPPRESS)  # render saved results
+    parser.add_argument("--command", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.from_json:
+        return rerender(args)
     args.sizes = (args.sizes or ("10k" if args.quick else "10k,1M,10M")).split(",")
     args.reps = args.reps or (2 if args.quick else 3)
     args.duration = args.duration or (3 if args.quick else 5)
@@ -499,12 +503,28 @@ def main() -> None:
         command = "bench/run.py " + " ".join(sys.argv[1:])
     text = render(results, memory, loads, info, args, command, elapsed)
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "memory": memory, "loads": loads,
-                                         "results": [asdict(r) for r in results]}, indent=1))
+        args.json.write_text(json.dumps({
+            "machine": info, "memory": memory, "loads": loads, "elapsed": elapsed,
+            "command": command, "reps": args.reps, "duration": args.duration,
+            "connections": args.connections, "results": [asdict(r) for r in results]}, indent=1))
     print(text)
     if output != "-":
         write_section(Path(output), text)
         say(f"written to {output} ({elapsed:.0f} s)")
+
+
+def rerender(args: argparse.Namespace) -> None:
+    """Write the report of results saved with --json (after editing the report's text)."""
+    saved = json.loads(args.from_json.read_text())
+    results = [Result(r["backend"], r["size"], r["scenario"], [Sample(**x) for x in r["samples"]])
+               for r in saved["results"]]
+    for name in ("reps", "duration", "connections"):
+        setattr(args, name, saved.get(name, {"reps": 3, "duration": 5, "connections": 32}[name]))
+    text = render(results, saved["memory"], saved["loads"], saved["machine"], args,
+                  args.command or saved.get("command", "make bench"), saved.get("elapsed", 0.0))
+    print(text)
+    if args.output != "-":
+        write_section(Path(args.output or DOC), text)
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -612,10 +632,11 @@ def render(results: list[Result], memory: dict[str, dict[str, float]], loads: di
                 if small is None or big is None:
                     continue
                 # as shares of the same run's ceiling: the two runs are minutes apart
-                ratio = ((big.median("rps") / by[(backend, "10M", "trivial")].median("rps"))
-                         / (small.median("rps") / by[(backend, "10k", "trivial")].median("rps")))
-                lines.append(f"| {LABELS[s.name]}: 10M ≥ 0.9 × 10k | {backend} | {ratio:.2f} × | "
-                             f"{'met' if ratio >= 0.9 else 'MISSED'} |")
+                raw = big.median("rps") / small.median("rps")  # type: ignore[operator]
+                ratio = raw / (by[(backend, "10M", "trivial")].median("rps")  # type: ignore[operator]
+                               / by[(backend, "10k", "trivial")].median("rps"))
+                lines.append(f"| {LABELS[s.name]}: 10M ≥ 0.9 × 10k | {backend} | {ratio:.2f} × "
+                             f"(raw req/s: {raw:.2f} ×) | {'met' if ratio >= 0.9 else 'MISSED'} |")
     peak = max(m["peak_rss_mb"] for m in memory.values())
     lines.append(f"| server RSS < 150 MB throughout | all | peak {peak:.0f} MB | "
                  f"{'met' if peak < 150 else 'MISSED'} |")
