@@ -33,9 +33,7 @@ def pg_server() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The behaviour suite runs on every backend: the same tests, parametrised."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'timserver.db'}"
-    return fresh_postgres_database(request.getfixturevalue("pg_server"))
+    return _database(request, tmp_path, "timserver.db")
 
 
 @pytest.fixture
@@ -79,8 +77,13 @@ def live_db(tmp_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_live_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database for a live server, on each backend."""
+    return _database(request, tmp_path, "live.db")
+
+
+def _database(request: pytest.FixtureRequest, tmp_path: Path, sqlite_name: str) -> str:
+    """A fresh database on the backend named by the fixture's parameter."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'live.db'}"
+        return f"sqlite:///{tmp_path / sqlite_name}"
     return fresh_postgres_database(request.getfixturevalue("pg_server"))
 
 
