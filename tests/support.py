@@ -7,6 +7,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -97,22 +98,35 @@ def cli(*args: str, db: str | None = None, check: bool = True) -> subprocess.Com
 
 
 class LiveServer:
+    """``timserver serve`` in a child process on a free loopback port.
+
+    Its output goes to a temporary file, never to a pipe: a pipe that nobody reads fills up
+    (64 KiB) and then blocks the server's event loop on its next log line, which looked like a
+    hang of the server under test (a database outage logs a traceback per failed call).
+    """
+
     def __init__(self, db: str, *extra: str) -> None:
         self.db = db
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "timserver", "serve", "--port", str(self.port), "--db", db,
              "--log-level", "warning", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=self._log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.wait_ready()
+
+    def output(self) -> str:
+        """Everything the server has written so far."""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
 
     def wait_ready(self, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"server exited: {self.output()}")
             try:
                 if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
                     return
@@ -121,13 +135,14 @@ class LiveServer:
         raise RuntimeError("server did not start")
 
     def stop(self) -> str:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s); everything it wrote."""
         self.proc.terminate()
         try:
-            out, _ = self.proc.communicate(timeout=10)
+            self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        return out
+            self.proc.wait()
+        return self.output()
 
     def kill(self) -> None:
         self.proc.kill()

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -25,15 +23,8 @@ from sdk_support import ImApp  # noqa: E402
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     db = f"sqlite:///{tmp_path_factory.mktemp('sdk') / 'live.db'}"
     live = LiveServer(db, "--no-access-log")
-    # Keep reading its output, so that no amount of logging can ever block the server on a pipe.
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(live.proc.stdout or ()), daemon=True).start()
     yield live
-    live.proc.terminate()
-    try:
-        live.proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        live.kill()
+    live.stop()
 
 
 @pytest.fixture

@@ -127,8 +127,9 @@ class Dispatcher:
         except TimeoutError:
             raise TimError(70169, "Server timeout: the caller could not be authenticated within "
                                   f"{self.deadline:g} s (the database is slow); retry.") from None
-        except StorageError:
-            log.warning("storage failed while authenticating a %s call", cmd.name, exc_info=True)
+        except StorageError as err:
+            log.warning("storage failed while authenticating a %s call: %s", cmd.name, err,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
             raise TimError(70500, "Internal server error: the database is unreachable; "
                                   "retry.") from None
         # 8. Rate limit.
@@ -247,8 +248,10 @@ class Dispatcher:
         except TimeoutError:
             raise TimError(70169, f"Server timeout: {cmd.name} could not be served within "
                                   f"{self.deadline:g} s; retry.") from None
-        except StorageError:
-            log.exception("storage failed during %s", cmd.name)
+        except StorageError as err:
+            # One line per failed call: during an outage a traceback each would flood the log.
+            log.warning("storage failed during %s: %s", cmd.name, err,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
             raise TimError(70500, "Internal server error: the database failed and nothing of "
                                   "this call was applied; retry.") from None
 
