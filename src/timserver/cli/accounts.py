@@ -1,8 +1,9 @@
 """``timserver accounts``: import, check, delete accounts in bulk; kick one. Through the SDK, so
 against timserver or Tencent's own endpoint alike.
 
-FILE is CSV (header ``UserID,Nick,FaceUrl``), NDJSON, or one UserID a line; ``-`` is stdin.
-Import and delete keep a small state file (``FILE.import-state``) with the batches finished so far:
+FILE is CSV (header ``UserID,Nick,FaceUrl``), NDJSON, or one UserID a line; ``-`` is stdin. It is
+streamed, a batch at a time (a regular file is first counted and checked in a fast pass). Import,
+check and delete keep a small state file (``FILE.import-state``) with the batches finished so far:
 after an interruption, ``--resume`` skips them. Exit status: 0 every account succeeded, 1 some
 failed (listed with their codes in ``FILE.import-failed.csv``), 2 usage error, 3 the run stopped
 before the end (the error is printed; rerun with ``--resume``).
@@ -11,18 +12,19 @@ before the end (the error is printed; rerun with ``--resume``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
-import gc
 import hashlib
+import io
+import itertools
 import json
-import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 import msgspec
@@ -98,17 +100,32 @@ def _split(kwargs: dict[str, Any]) -> dict[str, Any]:
 # --- the state file: which batches are finished ------------------------------------------------
 
 
+class InputChanged(Exception):
+    """On --resume, a finished batch of the input is not what the earlier run read."""
+
+
+def batch_digest(user_ids: Iterable[str]) -> str:
+    """A short fingerprint of a batch's UserIDs, kept in the state to notice a changed input."""
+    return hashlib.blake2b("\n".join(user_ids).encode(), digest_size=8).hexdigest()
+
+
 @dataclass
 class Journal:
     """An append-only NDJSON file: a header naming the run, then one line per finished batch.
 
     Each line is written with one ``write`` and flushed, so a killed process loses at most the
-    batches in flight; a torn last line is ignored on resume.
+    batches in flight; a torn last line is ignored on resume. In memory only totals are kept (and
+    a few bytes per finished batch), never the accounts: the input may have millions.
     """
 
     path: Path | None
     header: dict[str, Any]
-    finished: dict[int, dict[str, Any]] = field(default_factory=dict)
+    done: set[int] = field(default_factory=set)
+    accounts: int = 0  # accounts of the finished batches
+    failed: dict[int, list[list[Any]]] = field(default_factory=dict)  # batch: [UserID, code, info]
+    status: Counter[str] = field(default_factory=Counter)
+    digests: dict[int, str] = field(default_factory=dict)  # of the batches of an earlier run
+    out_end: int | None = None  # check --output: bytes of the output that finished batches wrote
     _file: Any = None
 
     @classmethod
@@ -117,20 +134,56 @@ class Journal:
         if path is None:
             return journal
         if resume and path.exists():
-            journal.finished = _read_state(path, header)
+            journal._read(path)
             journal._file = path.open("a", encoding="utf-8")
         else:
             journal._file = path.open("w", encoding="utf-8")
             journal._write(header)
         return journal
 
-    def record(self, index: int, results: list[AccountResult]) -> None:
-        entry = {"batch": index, "ok": sum(r.ok for r in results),
-                 "failed": [[r.user_id, r.code, r.info] for r in results if not r.ok],
-                 "status": Counter(r.status for r in results if r.status)}
-        self.finished[index] = entry
+    def record(self, index: int, results: list[AccountResult], out_end: int | None = None) -> None:
+        entry: dict[str, Any] = {
+            "batch": index, "ok": sum(r.ok for r in results),
+            "failed": [[r.user_id, r.code, r.info] for r in results if not r.ok],
+            "status": Counter(r.status for r in results if r.status),
+            "ids": batch_digest(r.user_id for r in results)}
+        if out_end is not None:
+            entry["out"] = out_end
+        self._add(entry)
         if self._file is not None:
             self._write(entry)
+
+    def _add(self, entry: dict[str, Any]) -> None:
+        index = int(entry["batch"])
+        failed = entry["failed"]
+        self.done.add(index)
+        self.accounts += int(entry["ok"]) + len(failed)
+        if failed:
+            self.failed[index] = failed
+        self.status.update(entry["status"])
+        if "out" in entry:
+            self.out_end = max(self.out_end or 0, int(entry["out"]))
+
+    def _read(self, path: Path) -> None:
+        with path.open(encoding="utf-8") as f:
+            try:
+                found = json.loads(f.readline())
+            except ValueError:
+                found = None
+            if found != self.header:
+                raise click.UsageError(
+                    f"{path} was written by another run (a different input, command, batch size "
+                    "or output): remove it, or run without --resume to start over")
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                    if int(entry["batch"]) in self.done:
+                        continue
+                    self._add(entry)
+                    if "ids" in entry:
+                        self.digests[int(entry["batch"])] = entry["ids"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line: that batch is done again
 
     def _write(self, entry: dict[str, Any]) -> None:
         self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -143,36 +196,99 @@ class Journal:
                 self.path.unlink(missing_ok=True)
 
 
-def _read_state(path: Path, header: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    lines = path.read_text(encoding="utf-8").split("\n")
+# --- the input: streamed -----------------------------------------------------------------------
+
+
+def _scan(file: str) -> tuple[int, str]:
+    """A first pass over a regular file: its accounts counted (the progress bar's total), every
+    line checked (a bad line is reported before anything is sent) and its SHA-256 (the state
+    file's). Constant memory: a line at a time."""
+    from ..client import InputError, iter_accounts
+
+    digest = hashlib.sha256()
+
+    def hashed(lines: Iterable[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            digest.update(line)
+            yield line
     try:
-        found = json.loads(lines[0])
-    except ValueError:
-        found = None
-    if found != header:
-        raise click.UsageError(
-            f"{path} was written by another run (a different input, command or batch size): "
-            "remove it, or run without --resume to start over")
-    finished = {}
-    for line in lines[1:]:
+        with open(file, "rb") as f:
+            count = sum(1 for _ in iter_accounts(hashed(f)))
+    except OSError as exc:
+        raise click.BadParameter(f"{file}: {exc.strerror}", param_hint="FILE") from None
+    except InputError as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE") from None
+    return count, digest.hexdigest()
+
+
+def _items(kind: str, accounts: Iterator[Any], batch_size: int,
+           journal: Journal) -> Iterator[Any]:
+    """The input as the SDK takes it (accounts for import, UserIDs otherwise), a batch at a time;
+    a batch the earlier run finished must hold the same UserIDs (stdin has no SHA-256 up front)."""
+    for index in itertools.count():
+        chunk = list(itertools.islice(accounts, batch_size))
+        if not chunk:
+            return
+        expected = journal.digests.get(index)
+        if expected is not None and batch_digest(a.UserID for a in chunk) != expected:
+            raise InputChanged(f"the input differs from the one of the run that wrote "
+                               f"{journal.path} (batch {index}): remove it, or run without "
+                               "--resume to start over")
+        if kind == "import":
+            yield from chunk
+        else:
+            yield from (a.UserID for a in chunk)
+
+
+CHECK_HEADER = b"UserID,AccountStatus\r\n"
+
+
+class CheckOutput:
+    """``check --output``: UserID,AccountStatus rows, written as batches finish. On --resume the
+    rows of the batches the earlier run finished are kept: the file is cut back to the end of the
+    last batch the state file recorded (rows of batches in flight at the interruption are dropped;
+    those batches are checked again) and appended to."""
+
+    def __init__(self, target: str, journal: Journal, resume: bool) -> None:
+        self.path: str | None = None if target == "-" else target
+        resumed = resume and bool(journal.done)
+        if self.path is None:
+            if resumed:
+                raise click.UsageError("--resume cannot recover the rows the earlier run wrote to "
+                                       "stdout: give the check --output PATH")
+            self._file: Any = sys.stdout.buffer
+            self._file.write(CHECK_HEADER)
+            return
         try:
-            entry = json.loads(line)
-            finished[int(entry["batch"])] = entry
-        except (ValueError, KeyError, TypeError):
-            continue  # a torn last line: that batch is done again
-    return finished
+            if resumed:
+                self._file = open(self.path, "r+b")
+                self._file.truncate(journal.out_end or len(CHECK_HEADER))
+                self._file.seek(0, io.SEEK_END)
+            else:
+                self._file = open(self.path, "wb")
+                self._file.write(CHECK_HEADER)
+        except FileNotFoundError:
+            raise click.UsageError(f"the output of the earlier run, {self.path}, is gone: run "
+                                   "without --resume to start over") from None
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {self.path}: {exc.strerror}") from None
+
+    def write(self, results: list[AccountResult]) -> int | None:
+        """Write the rows of a batch; the bytes written so far (None for stdout)."""
+        text = io.StringIO()
+        csv.writer(text).writerows([r.user_id, r.status or ""] for r in results)
+        self._file.write(text.getvalue().encode("utf-8"))
+        self._file.flush()
+        return self._file.tell() if self.path is not None else None
+
+    def close(self) -> None:
+        if self.path is not None:
+            self._file.close()
+        else:
+            self._file.flush()
 
 
 # --- the run ---------------------------------------------------------------------------------
-
-
-def _read_input(file: str) -> bytes:
-    if file == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(file).read_bytes()
-    except OSError as exc:
-        raise click.BadParameter(f"{file}: {exc.strerror}", param_hint="FILE") from None
 
 
 def _progress(enabled: bool) -> Progress:
@@ -200,7 +316,7 @@ def _progress(enabled: bool) -> Progress:
 
 @dataclass
 class Outcome:
-    total: int
+    total: int | None  # None: not known before the end (stdin)
     earlier: int = 0  # accounts in batches finished by an earlier run
     done: int = 0  # accounts finished in this run
     stopped: BaseException | None = None
@@ -209,24 +325,22 @@ class Outcome:
 
 def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state: str | None,
              failed_path: str | None, batch_size: int, progress: bool,
-             missing_ok: bool = False,
-             on_results: Callable[[list[AccountResult]], None] | None = None) -> None:
-    """import / delete / check FILE: batches, journal, progress bar, summary, failures file."""
-    from ..client import InputError, TimClientError, parse_accounts
+             missing_ok: bool = False, output: str | None = None) -> None:
+    """import / delete / check FILE: batches, journal, progress bar, summary, failures file.
 
-    data = _read_input(file)
-    try:
-        accounts = parse_accounts(data)
-    except InputError as exc:
-        raise click.BadParameter(str(exc), param_hint="FILE") from None
-    items: list[Any] = accounts if kind == "import" else [a.UserID for a in accounts]
-    # The input lives as long as the run: spare the collector rescanning it, as its pauses
-    # (tens of ms for a million accounts) would bunch up calls and upset the pacing.
-    gc.freeze()
-    header = {"format": STATE_FORMAT, "command": kind, "batch_size": batch_size,
-              "accounts": len(items), "input_sha256": hashlib.sha256(data).hexdigest()}
-    state_path = Path(state) if state else (Path(f"{file}.{kind}-state")
-                                            if file != "-" and kind != "check" else None)
+    The input is streamed, never held whole: a regular file is read twice (a fast first pass
+    counts and checks its accounts, see ``_scan``), stdin once (no total; a bad line stops the run
+    where it is).
+    """
+    from ..client import InputError, TimClientError, iter_accounts
+
+    total, digest = _scan(file) if file != "-" else (None, None)
+    header: dict[str, Any] = {"format": STATE_FORMAT, "command": kind, "batch_size": batch_size,
+                              "accounts": total, "input_sha256": digest}
+    if kind == "check":
+        header["output"] = output
+    state_path = Path(state) if state else (Path(f"{file}.{kind}-state") if file != "-"
+                                            else None)
     if resume and state_path is None:
         raise click.UsageError("--resume needs a state file: give --state PATH (stdin has none "
                                "next to it)")
@@ -240,43 +354,55 @@ def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state:
     except OSError as exc:
         raise click.ClickException(f"cannot write the state file {state_path}: "
                                    f"{exc.strerror}") from None
-    batches = math.ceil(len(items) / batch_size)
-    outcome = Outcome(total=len(items))
-    outcome.earlier = sum(len(items[i * batch_size:(i + 1) * batch_size]) for i in journal.finished)
+    out = CheckOutput(output, journal, resume) if output is not None else None
+    outcome = Outcome(total=total, earlier=journal.accounts)
     bar = _progress(progress)
     verb = {"import": "Importing", "delete": "Deleting", "check": "Checking"}[kind]
-    task = bar.add_task(verb, total=len(items), completed=outcome.earlier)
+    task = bar.add_task(verb, total=total, completed=outcome.earlier)
 
     def on_batch(index: int, results: list[AccountResult]) -> None:
         if missing_ok:  # the account is gone, which is what delete is for
             results = [msgspec.structs.replace(r, code=0, info="") if r.code == NOT_FOUND else r
                        for r in results]
-        journal.record(index, results)
+        out_end = out.write(results) if out is not None else None  # then recorded as finished
+        journal.record(index, results, out_end)
         outcome.done += len(results)
         bar.advance(task, len(results))
-        if on_results is not None:
-            on_results(results)
 
-    async def go() -> None:
+    async def go(source: IO[bytes]) -> None:
+        items = _items(kind, iter_accounts(source), batch_size, journal)
         async with client:
             method: Callable[..., Awaitable[list[AccountResult]]] = getattr(
                 client, f"{kind}_accounts")  # import_accounts, delete_accounts, check_accounts
-            await method(items, batch_size=batch_size, skip_batches=set(journal.finished),
-                         on_batch=on_batch)
+            await method(items, batch_size=batch_size, skip_batches=journal.done,
+                         on_batch=on_batch, collect=False)
 
     started = time.monotonic()
-    with bar:
-        try:
-            _run(go())
-        except (TimClientError, KeyboardInterrupt) as exc:  # the run cannot go on
-            outcome.stopped = exc
+    bad_input: Exception | None = None
+    try:
+        with bar, (open(file, "rb") if file != "-" else contextlib.nullcontext(
+                sys.stdin.buffer)) as source:
+            try:
+                _run(go(source))
+            except (TimClientError, KeyboardInterrupt) as exc:  # the run cannot go on
+                outcome.stopped = exc
+            except (InputError, InputChanged) as exc:  # stdin: a bad line, found on the way
+                outcome.stopped = bad_input = exc
+    except OSError as exc:
+        raise click.BadParameter(f"{file}: {exc.strerror}", param_hint="FILE") from None
+    finally:
+        if out is not None:
+            out.close()
     outcome.seconds = time.monotonic() - started
-    complete = outcome.stopped is None and len(journal.finished) == batches
-    journal.close(complete)
+    if outcome.stopped is None:
+        outcome.total = journal.accounts
+    journal.close(outcome.stopped is None)
     _summary(kind, outcome, journal, client, file, failed_path, state_path)
+    if bad_input is not None:
+        raise click.BadParameter(str(bad_input), param_hint="FILE")
     if outcome.stopped is not None:
         sys.exit(EXIT_STOPPED)
-    if any(entry["failed"] for entry in journal.finished.values()):
+    if journal.failed:
         sys.exit(EXIT_FAILED)
 
 
@@ -294,18 +420,17 @@ def _summary(kind: str, outcome: Outcome, journal: Journal, client: AsyncClient,
     def say(text: str) -> None:
         click.echo(text, err=True)
 
-    failed = [f for i in sorted(journal.finished) for f in journal.finished[i]["failed"]]
-    finished = sum(e["ok"] + len(e["failed"]) for e in journal.finished.values())
+    failed = [f for i in sorted(journal.failed) for f in journal.failed[i]]
+    finished = journal.accounts
     rate = outcome.done / outcome.seconds if outcome.seconds > 0 else 0.0
     past = f" ({outcome.earlier:,} by an earlier run)" if outcome.earlier else ""
-    say(f"{kind}: {finished:,} of {outcome.total:,} accounts done{past}; this run "
+    of = f" of {outcome.total:,}" if outcome.total is not None else ""
+    say(f"{kind}: {finished:,}{of} accounts done{past}; this run "
         f"{outcome.done:,} in {outcome.seconds:.1f} s ({rate:,.0f} accounts/s)")
     say(f"  succeeded: {finished - len(failed):,}   failed: {len(failed):,}")
     if kind == "check":
-        status: Counter[str] = Counter()
-        for entry in journal.finished.values():
-            status.update(entry["status"])
-        say(f"  Imported: {status['Imported']:,}   NotImported: {status['NotImported']:,}")
+        say(f"  Imported: {journal.status['Imported']:,}   "
+            f"NotImported: {journal.status['NotImported']:,}")
     if client.stats.retries:
         why = ", ".join(f"{reason} ×{n}" for reason, n in client.stats.retried.most_common())
         say(f"  retries: {client.stats.retries} ({why})")
@@ -329,7 +454,7 @@ def _summary(kind: str, outcome: Outcome, journal: Journal, client: AsyncClient,
 # --- the commands ----------------------------------------------------------------------------
 
 
-def bulk_options(kind: str, resumable: bool = True) -> Callable[[Callable[..., Any]], Any]:
+def bulk_options(kind: str) -> Callable[[Callable[..., Any]], Any]:
     def decorate(f: Callable[..., Any]) -> Any:
         f = click.option("--progress/--no-progress", default=True, show_default=True,
                          help="Show a progress bar (on stderr).")(f)
@@ -338,11 +463,10 @@ def bulk_options(kind: str, resumable: bool = True) -> Callable[[Callable[..., A
         f = click.option("--failed", "failed_path", metavar="PATH",
                          help=f"Where to write failed accounts with their codes "
                               f"[default: FILE.{kind}-failed.csv].")(f)
-        if resumable:
-            f = click.option("--state", metavar="PATH",
-                             help=f"The state file [default: FILE.{kind}-state].")(f)
-            f = click.option("--resume", is_flag=True,
-                             help="Continue an interrupted run: skip the batches it finished.")(f)
+        f = click.option("--state", metavar="PATH",
+                         help=f"The state file [default: FILE.{kind}-state].")(f)
+        f = click.option("--resume", is_flag=True,
+                         help="Continue an interrupted run: skip the batches it finished.")(f)
         f = click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))(f)
         return connection_options(f)
     return decorate
@@ -379,31 +503,15 @@ def delete(file: str, resume: bool, state: str | None, failed_path: str | None, 
 
 
 @accounts.command()
-@bulk_options("check", resumable=False)
+@bulk_options("check")
 @click.option("--output", "-o", metavar="PATH",
-              help="Write UserID,AccountStatus for every account to PATH (- for stdout).")
-def check(file: str, failed_path: str | None, batch_size: int, progress: bool,
-          output: str | None, **conn: Any) -> None:
+              help="Write UserID,AccountStatus for every account to PATH (- for stdout); with "
+                   "--resume, the rows of the earlier run are kept in PATH.")
+def check(file: str, resume: bool, state: str | None, failed_path: str | None, batch_size: int,
+          progress: bool, output: str | None, **conn: Any) -> None:
     """Check which accounts of FILE are imported (account_check, 100 a call)."""
-    out = None
-    if output == "-":
-        out = sys.stdout
-    elif output:
-        out = open(output, "w", encoding="utf-8", newline="")
-    writer = csv.writer(out) if out is not None else None
-    if writer is not None:
-        writer.writerow(["UserID", "AccountStatus"])
-
-    def write(results: list[AccountResult]) -> None:
-        if writer is not None:
-            writer.writerows([r.user_id, r.status or ""] for r in results)
-    try:
-        run_bulk("check", file, _split(conn), resume=False, state=None,
-                 failed_path=failed_path, batch_size=batch_size, progress=progress,
-                 on_results=write)
-    finally:
-        if out is not None and out is not sys.stdout:
-            out.close()
+    run_bulk("check", file, _split(conn), resume=resume, state=state, failed_path=failed_path,
+             batch_size=batch_size, progress=progress, output=output)
 
 
 @accounts.command()

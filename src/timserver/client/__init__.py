@@ -21,12 +21,13 @@ from ._retry import NO_RETRY, Retry
 from ._signing import Signer
 from .aio import AsyncClient
 from .bulk import Account, AccountResult
-from .files import InputError, parse_accounts, read_accounts
+from .files import InputError, iter_accounts, open_accounts, parse_accounts, read_accounts
 from .regions import REGIONS, Region, base_url
 from .sync import Client
 
 __all__ = [
     "NO_RETRY", "REGIONS", "RETRYABLE_CODES", "Account", "AccountResult", "ApiError",
     "AsyncClient", "Client", "InputError", "NetworkError", "Pacer", "Region", "Retry", "Signer",
-    "Stats", "TimClientError", "base_url", "parse_accounts", "read_accounts",
+    "Stats", "TimClientError", "base_url", "iter_accounts", "open_accounts", "parse_accounts",
+    "read_accounts",
 ]

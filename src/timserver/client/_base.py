@@ -24,7 +24,7 @@ from .. import __version__
 from ..protocol.commands import BY_NAME, Command
 from ._exceptions import ApiError, NetworkError, TimClientError
 from ._pacing import DEFAULT_HEADROOM, Pacer
-from ._retry import RESIGN_CODES, RETRYABLE_HTTP_STATUSES, Retry
+from ._retry import RESIGN_CODES, RETRYABLE_HTTP_STATUSES, Retry, throttle_hints
 from ._signing import DEFAULT_TTL, Signer
 from .regions import base_url
 
@@ -39,6 +39,7 @@ HEADERS = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER
 ENV_VARS = {"endpoint": "TIMSERVER_ENDPOINT", "sdkappid": "TIMSERVER_SDKAPPID",
             "key": "TIMSERVER_KEY", "admin": "TIMSERVER_ADMIN"}
 DEFAULT_ADMIN = "administrator"
+RATE_LIMITED = 60007  # the one code that may carry throttle hints
 
 
 class _Envelope(Struct):
@@ -58,6 +59,7 @@ class Stats:
         self.requests = 0
         self.retries = 0
         self.retried: Counter[int | str] = Counter()
+        self.hinted = 0  # 60007 answers that carried throttle hints (Retry-After, X-RateLimit-*)
 
     def sent(self) -> None:
         with self._lock:
@@ -67,6 +69,10 @@ class Stats:
         with self._lock:
             self.retries += 1
             self.retried[reason] += 1
+
+    def hint(self) -> None:
+        with self._lock:
+            self.hinted += 1
 
     def __repr__(self) -> str:
         return f"Stats(requests={self.requests}, retries={self.retries}, retried={dict(self.retried)})"
@@ -161,7 +167,11 @@ class BaseClient:
                                "ErrorInfo)", command=cmd.name, status_code=status,
                                retryable=False) from None
         if envelope.ErrorCode != 0 or envelope.ActionStatus != "OK":
-            raise ApiError(envelope.ErrorCode, envelope.ErrorInfo, command=cmd.name)
+            retry_after = limit = None
+            if envelope.ErrorCode == RATE_LIMITED:
+                retry_after, limit = throttle_hints(response.headers)
+            raise ApiError(envelope.ErrorCode, envelope.ErrorInfo, command=cmd.name,
+                           retry_after=retry_after, rate_limit=limit)
         decoder = self._decoders.get(cmd.name)
         if decoder is None:
             decoder = self._decoders[cmd.name] = _decoder(cmd)
@@ -180,18 +190,26 @@ class BaseClient:
             log.info("%s: ErrorCode %d, signing a new UserSig", cmd.name, failure.code)
             return 0.0, True
         reason: int | str
+        hinted = None
         if isinstance(failure, ApiError):
             retryable, reason = failure.code in self.retry.codes, failure.code
+            if failure.retry_after is not None:
+                # Throttle hints: the server said how long; the pacer makes every call of the
+                # command wait that long (bounded like the backoff), then paces to its limit.
+                hinted = min(failure.retry_after, self.retry.max_backoff)
+                self.pacer.throttled(cmd.name, hinted, failure.rate_limit)
+                self.stats.hint()
         else:
             assert isinstance(failure, NetworkError)
             retryable, reason = failure.retryable, "network"
         if not retryable or attempt >= self.retry.attempts:
             failure.attempts = attempt
             raise failure
-        wait = self.retry.delay(attempt)
+        # With hints, the wait is the pacer's (the next slot is after the hold), not a backoff.
+        wait = self.retry.delay(attempt) if hinted is None else 0.0
         self.stats.retrying(reason)
         log.info("%s: %s; retry %d of %d in %.2f s", cmd.name, failure, attempt,
-                 self.retry.attempts - 1, wait)
+                 self.retry.attempts - 1, wait if hinted is None else hinted)
         return wait, resigned
 
 

@@ -14,13 +14,21 @@ class TimClientError(Exception):
 
 
 class ApiError(TimClientError):
-    """The server answered ``ActionStatus: FAIL`` (after any retries): its ErrorCode and ErrorInfo."""
+    """The server answered ``ActionStatus: FAIL`` (after any retries): its ErrorCode and ErrorInfo.
 
-    def __init__(self, code: int, info: str, *, command: str, attempts: int = 1) -> None:
+    On a 60007 that carried throttle hints (``timserver serve --throttle-hints``; Tencent sends
+    none), ``retry_after`` is the seconds the server said to wait and ``rate_limit`` the limit it
+    named (calls per second); both are ``None`` otherwise.
+    """
+
+    def __init__(self, code: int, info: str, *, command: str, attempts: int = 1,
+                 retry_after: float | None = None, rate_limit: int | None = None) -> None:
         super().__init__(f"{command}: ErrorCode {code}: {info}", command=command)
         self.code = code
         self.info = info
         self.attempts = attempts
+        self.retry_after = retry_after
+        self.rate_limit = rate_limit
 
     @property
     def name(self) -> str:

@@ -11,7 +11,12 @@ things, per command, for every call of a client, whichever thread or task makes 
   leave together, a burst the server refuses; they are held back to ``ceil(RATE × headroom)``
   a second instead.
 
-A refusal that gets through anyway (60007) is retried like any retryable code.
+A refusal that gets through anyway (60007) is retried like any retryable code. When the refusal
+carries throttle hints (``timserver serve --throttle-hints``: ``X-RateLimit-Reset`` / ``Retry-After``
+and ``X-RateLimit-Limit``; Tencent sends none), the client tells the pacer (``throttled``): no call
+of that command leaves before the server said a call is accepted again, every call waiting for a
+slot takes a new one (``epoch`` changes), and the command is paced from then on to the limit the
+server named when that is below the rate the pacer had.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ class Pacer:
         self._clock = clock
         self._next: dict[str, float] = {}
         self._sent: dict[str, deque[float]] = {}
+        self._hold: dict[str, float] = {}  # throttle hints: no call of the command before this
+        self._epoch: dict[str, int] = {}  # bumped by each hint: the slots taken before are void
+        self.learned: dict[str, int] = {}  # the limits the server named in its hints
         self._lock = threading.Lock()  # held for microseconds, never across a wait
 
     def interval(self, command: str) -> float:
@@ -52,12 +60,35 @@ class Pacer:
         """Take the next free slot of ``command``; return how many seconds to wait for it."""
         interval = self.interval(command)
         if not interval:
-            return 0.0
+            if command not in self._hold:
+                return 0.0
+            with self._lock:
+                return max(0.0, self._hold[command] - self._clock())
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next.get(command, now))
+            slot = max(now, self._next.get(command, now), self._hold.get(command, now))
             self._next[command] = slot + interval
         return slot - now
+
+    def epoch(self, command: str) -> int:
+        """Changes when a throttle hint voids the slots taken so far (take a new one)."""
+        return self._epoch.get(command, 0)
+
+    def throttled(self, command: str, wait: float, limit: int | None = None) -> None:
+        """A throttle hint: the server accepts no call of ``command`` for ``wait`` seconds, and
+        (if given) its limit is ``limit`` calls per second."""
+        with self._lock:
+            now = self._clock()
+            if limit is not None and limit > 0:
+                self.learned[command] = limit
+                rate = self.rates.get(command, 0)
+                if rate <= 0 or limit < rate:
+                    self.rates[command] = limit
+            hold = max(self._hold.get(command, now), now + max(0.0, wait))
+            self._hold[command] = hold
+            # Every waiting call takes a new slot (epoch): restart the schedule at the hold.
+            self._next[command] = hold
+            self._epoch[command] = self._epoch.get(command, 0) + 1
 
     def admit(self, command: str) -> float:
         """Right before sending: 0 if the call may leave now (it is counted as sent), else the
@@ -68,6 +99,9 @@ class Pacer:
         cap = max(1, math.ceil(rate * self.headroom))
         with self._lock:
             now = self._clock()
+            hold = self._hold.get(command, now)
+            if hold > now:
+                return hold - now
             sent = self._sent.setdefault(command, deque())
             while sent and sent[0] <= now - WINDOW:
                 sent.popleft()

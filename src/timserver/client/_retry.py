@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 
 from ..protocol.errors import RETRYABLE_CODES
 
@@ -45,3 +49,42 @@ class Retry:
 
 
 NO_RETRY = Retry(attempts=1)
+
+
+def throttle_hints(headers: Mapping[str, str]) -> tuple[float | None, int | None]:
+    """(seconds to wait, calls-per-second limit) from the headers of a 60007, each ``None`` when
+    absent or unreadable.
+
+    ``X-RateLimit-Reset`` (seconds, millisecond precision) is preferred to ``Retry-After``, which
+    says the same rounded up to whole seconds (or as an HTTP date). Tencent sends neither.
+    """
+    wait = _seconds(headers.get("x-ratelimit-reset"))
+    if wait is None:
+        wait = _seconds(headers.get("retry-after"), dates=True)
+    limit: int | None = None
+    raw = headers.get("x-ratelimit-limit")
+    if raw is not None:
+        try:
+            limit = int(raw.strip())
+        except ValueError:
+            limit = None
+        if limit is not None and limit <= 0:
+            limit = None
+    return wait, limit
+
+
+def _seconds(raw: str | None, dates: bool = False) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        if not dates:
+            return None
+        try:
+            value = parsedate_to_datetime(raw).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if not math.isfinite(value):
+        return None
+    return max(0.0, value)

@@ -58,9 +58,13 @@ class AsyncClient(Commands, BaseClient):
         attempt, resigned = 0, False
         while True:
             attempt += 1
-            wait = max(self.pacer.reserve(cmd.name), self.signer.ready_in())
-            if wait > 0:
-                await asyncio.sleep(wait)
+            while True:
+                epoch = self.pacer.epoch(cmd.name)
+                wait = max(self.pacer.reserve(cmd.name), self.signer.ready_in())
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if self.pacer.epoch(cmd.name) == epoch:
+                    break  # else a throttle hint came meanwhile: take a slot of the new pace
             while (wait := self.pacer.admit(cmd.name)) > 0:
                 await asyncio.sleep(wait)
             sig = self.signer.current()
@@ -101,23 +105,26 @@ class AsyncClient(Commands, BaseClient):
 
     async def _bulk(self, op: bulk.Operation[Any], items: Iterable[Any], *,
                     batch_size: int | None = None, concurrency: int | None = None,
-                    skip_batches: Collection[int] = (),
-                    on_batch: bulk.OnBatch | None = None) -> list[bulk.AccountResult]:
+                    skip_batches: Collection[int] = (), on_batch: bulk.OnBatch | None = None,
+                    collect: bool = True) -> list[bulk.AccountResult]:
         size = bulk.check_size(op, batch_size)
-        chunks = bulk.batches(op.prepare(items), size)
-        pending = [i for i in range(len(chunks)) if i not in skip_batches]
-        todo = iter(pending)
+        todo, count = bulk.numbered_batches(op, items, size)
         done: dict[int, list[bulk.AccountResult]] = {}
 
         async def worker() -> None:
-            for index in todo:  # tasks share the iterator: each batch is taken once
-                results = await self._drive(op.plan(chunks[index]))
-                done[index] = results
+            for index, chunk in todo:  # tasks share the iterator: each batch is taken once
+                if index in skip_batches:
+                    continue
+                results = await self._drive(op.plan(chunk))
+                if collect:
+                    done[index] = results
                 if on_batch is not None:
                     on_batch(index, results)
 
-        tasks = [asyncio.create_task(worker())
-                 for _ in range(min(concurrency or self.concurrency, len(pending)))]
+        workers = concurrency or self.concurrency
+        if count is not None:
+            workers = min(workers, count - len(set(skip_batches) & set(range(count))))
+        tasks = [asyncio.create_task(worker()) for _ in range(workers)]
         try:
             await asyncio.gather(*tasks)
         except BaseException:

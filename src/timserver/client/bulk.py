@@ -9,7 +9,8 @@ after all retries) stops the run and is raised: finished batches were reported t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -186,6 +187,29 @@ IMPORT = ImportOperation()
 
 def batches(items: Sequence[ItemT], size: int) -> list[Sequence[ItemT]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def numbered_batches(op: Operation[Any], items: Iterable[Any],
+                     size: int) -> tuple[Iterator[tuple[int, Sequence[Any]]], int | None]:
+    """(index, batch) pairs, and how many batches there are when that is known.
+
+    A list or tuple is checked whole before anything is sent (a bad item raises at once); any
+    other iterable (a generator, a file being read) is consumed a batch at a time, as the batches
+    are sent: memory stays at ``concurrency`` batches however long the input.
+    """
+    if isinstance(items, (list, tuple)):
+        prepared = op.prepare(items)
+        chunks = batches(prepared, size)
+        return iter(enumerate(chunks)), len(chunks)
+
+    def lazily() -> Iterator[tuple[int, Sequence[Any]]]:
+        source = iter(items)
+        for index in itertools.count():
+            chunk = list(itertools.islice(source, size))
+            if not chunk:
+                return
+            yield index, op.prepare(chunk)
+    return lazily(), None
 
 
 def check_size(op: Operation[Any], batch_size: int | None) -> int:

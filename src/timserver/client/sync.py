@@ -62,9 +62,13 @@ class Client(Commands, BaseClient):
         attempt, resigned = 0, False
         while True:
             attempt += 1
-            wait = max(self.pacer.reserve(cmd.name), self.signer.ready_in())
-            if wait > 0:
-                time.sleep(wait)
+            while True:
+                epoch = self.pacer.epoch(cmd.name)
+                wait = max(self.pacer.reserve(cmd.name), self.signer.ready_in())
+                if wait > 0:
+                    time.sleep(wait)
+                if self.pacer.epoch(cmd.name) == epoch:
+                    break  # else a throttle hint came meanwhile: take a slot of the new pace
             while (wait := self.pacer.admit(cmd.name)) > 0:
                 time.sleep(wait)
             sig = self.signer.current()
@@ -103,34 +107,39 @@ class Client(Commands, BaseClient):
 
     def _bulk(self, op: bulk.Operation[Any], items: Iterable[Any], *, batch_size: int | None = None,
               concurrency: int | None = None, skip_batches: Collection[int] = (),
-              on_batch: bulk.OnBatch | None = None) -> list[bulk.AccountResult]:
+              on_batch: bulk.OnBatch | None = None,
+              collect: bool = True) -> list[bulk.AccountResult]:
         size = bulk.check_size(op, batch_size)
-        chunks = bulk.batches(op.prepare(items), size)
-        todo = iter([i for i in range(len(chunks)) if i not in skip_batches])
+        todo, count = bulk.numbered_batches(op, items, size)
         done: dict[int, list[bulk.AccountResult]] = {}
         lock = threading.Lock()
         stop = threading.Event()
         errors: list[BaseException] = []
 
         def worker() -> None:
-            while not stop.is_set():
-                with lock:
-                    index = next(todo, None)
-                if index is None:
-                    return
-                try:
-                    results = self._drive(op.plan(chunks[index]))
+            try:
+                while not stop.is_set():
+                    with lock:  # one thread at a time reads the input
+                        index, chunk = next(todo, (None, None))
+                    if index is None:
+                        return
+                    if index in skip_batches:
+                        continue
+                    results = self._drive(op.plan(chunk))
                     with lock:  # on_batch is never called by two threads at once
-                        done[index] = results
+                        if collect:
+                            done[index] = results
                         if on_batch is not None:
                             on_batch(index, results)
-                except BaseException as exc:
-                    errors.append(exc)
-                    stop.set()
-                    return
+            except BaseException as exc:
+                errors.append(exc)
+                stop.set()
 
+        workers = concurrency or self.concurrency
+        if count is not None:
+            workers = min(workers, count - len(set(skip_batches) & set(range(count))))
         threads = [threading.Thread(target=worker, name=f"timserver-bulk-{n}", daemon=True)
-                   for n in range(min(concurrency or self.concurrency, len(chunks)))]
+                   for n in range(workers)]
         for t in threads:
             t.start()
         try:
