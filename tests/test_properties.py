@@ -83,3 +83,13 @@ async def test_huge_and_deep_bodies(client, app) -> None:
                  json.dumps({"CheckItem": [{"UserID": "a"}] * 50_000}).encode()):
         data = check_envelope(await client.post(PATHS[3], params=query(app), content=body))
         assert data["ErrorCode"] in (60003, 60008, 70402)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=40), st.text(
+    alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=40),
+    st.sampled_from(["", "a" * 32, "a" * 33, "é" * 16, "é" * 17, "a\x7f", " "])), max_size=12))
+def test_userid_problems_is_userid_problem_of_each(ids: list[str]) -> None:
+    from timserver.service.rules import userid_problem, userid_problems
+
+    assert userid_problems(ids) == [userid_problem(uid) for uid in ids]

@@ -46,3 +46,37 @@ def test_fast_path_equals_the_converter(cmd: Command, body: Any) -> None:
                 return cmd.parse(value)  # the same check, before either path
         return slow(value, "")
     assert outcome(cmd.parse, body) == outcome(converter, body)
+
+
+json_texts = st.one_of(
+    bodies.map(lambda b: __import__("json").dumps(b)),
+    st.text(max_size=40),
+    st.sampled_from(['{"CheckItem":[{"UserID":"a"}]} x', '{"CheckItem":[{"UserID":"a"}],'
+                     '"CheckItem":[]}', '{"UserID":"a","UserID":"b"}', "", "[]", "{}",
+                     '{"UserID":"\\u00e9"}', '{"UserID":"\\ud800"}', '{"Accounts":["a","a"]}']))
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: c.name)
+@settings(max_examples=300, deadline=None)
+@given(text=json_texts)
+def test_from_json_gives_what_decoding_then_parsing_gives(cmd: Command, text: str) -> None:
+    """Wherever the one-pass path answers, it answers what the two-step path answers."""
+    from timserver.server.bodies import decode_json
+
+    body = text.encode("utf-8", "surrogatepass")
+    fast = cmd.parse.from_json(body)
+    if fast is None:
+        return  # the caller takes the two-step path itself
+    assert outcome(lambda b: cmd.parse(decode_json(b)), body) == ("ok", fast)
+
+
+def test_from_json_takes_the_usual_bodies_and_leaves_the_rest() -> None:
+    by_name = {c.name: c for c in COMMANDS}
+    check = by_name["account_check"].parse
+    ok = check.from_json(b'{"CheckItem":[{"UserID":"a"},{"UserID":"b","x":1}]}')
+    assert ok is not None and [i.UserID for i in ok.CheckItem] == ["a", "b"]
+    assert check.from_json(b'{"CheckItem":[]}') is None  # too few items: the parser says why
+    assert check.from_json(b'{"CheckItem":[' + b",".join([b'{"UserID":"a"}'] * 101) + b"]}") is None
+    assert check.from_json('{"CheckItem":[{"UserID":"é"}]}'.encode()) is None  # not ASCII
+    assert check.from_json(b'{"CheckItem":[{"UserID":1}]}') is None
+    assert by_name["multiaccount_import"].parse.from_json(b'{"Accounts":["a"]}') is None  # 2 forms

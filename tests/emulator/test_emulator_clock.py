@@ -1,13 +1,19 @@
-"""The controllable clock, and the emulator's state shared by worker processes."""
+"""The controllable clock, and the emulator's state shared by worker processes.
+
+Per-app isolation of the clock, on both backends: test_emulator_clock_apps.py.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from timserver import usersig
 from timserver.testing import TimServer, start_server
 
 BODY = {"CheckItem": [{"UserID": "administrator"}]}
@@ -21,7 +27,8 @@ def test_clock_offset_turns_a_valid_sig_into_70001(tim_server: TimServer) -> Non
     sig = tim_server.usersig(expire=60)
     assert code_with(tim_server, sig) == 0
     answer = tim_server.set_clock(61)
-    assert answer["Offset"] == 61 and answer["Now"] - answer["WallClock"] in (60, 61, 62)
+    assert answer["Offset"] == 61 and answer["ServerOffset"] == 0
+    assert answer["Now"] - answer["WallClock"] in (60, 61, 62)
     assert code_with(tim_server, sig) == 70001
     tim_server.set_clock(0)
     assert code_with(tim_server, sig) == 0
@@ -31,16 +38,50 @@ def test_clock_offset_turns_a_valid_sig_into_70001(tim_server: TimServer) -> Non
     assert code_with(tim_server, sig) == 70001
 
 
-def test_the_cli_moves_the_clock_of_a_running_server(tim_server: TimServer) -> None:
+def other_code(server: TimServer, other: dict[str, Any], sig_expire: int) -> int:
+    sig = usersig.generate(other["sdkappid"], other["key"], "administrator", sig_expire,
+                           now=int(time.time()))
+    return server.call("account_check", BODY, sdkappid=str(other["sdkappid"]),
+                       usersig=sig)["ErrorCode"]
+
+
+def test_the_cli_moves_the_server_wide_clock(tim_server: TimServer,
+                                             second_app: dict[str, Any]) -> None:
     sig = tim_server.usersig(expire=3600)
-    out = tim_server.cli("clock", "set", "7200").stdout
-    assert "+7200 s" in out
+    try:
+        out = tim_server.cli("clock", "set", "7200").stdout  # the operator's: every app
+        assert "+7200 s" in out
+        assert code_with(tim_server, sig) == 70001
+        assert other_code(tim_server, second_app, 3600) == 70001
+        assert tim_server.control("GET", "/_timserver/clock")["ServerOffset"] == 7200
+        tim_server.cli("clock", "advance", "-7200")
+        assert code_with(tim_server, sig) == 0
+        assert other_code(tim_server, second_app, 3600) == 0
+        assert "+0 s" in tim_server.cli("clock", "show").stdout
+        bad = tim_server.cli("clock", "set", "1e12", check=False)
+        assert bad.returncode != 0 and "offset" in bad.stderr
+    finally:
+        tim_server.cli("clock", "set", "0")
+
+
+def test_the_cli_moves_one_apps_clock(tim_server: TimServer, second_app: dict[str, Any]) -> None:
+    app = str(tim_server.sdkappid)
+    sig = tim_server.usersig(expire=3600)
+    out = tim_server.cli("clock", "set", "7200", "--sdkappid", app).stdout
+    assert f"App {app} clock offset: +7200 s" in out
     assert code_with(tim_server, sig) == 70001
-    tim_server.cli("clock", "advance", "-7200")
+    assert other_code(tim_server, second_app, 3600) == 0  # the other app keeps its time
+    assert tim_server.control("GET", "/_timserver/clock")["Offset"] == 7200
+    shown = tim_server.cli("clock", "show").stdout
+    assert "Clock offset: +0 s" in shown and f"App {app} clock offset: +7200 s" in shown
+    assert str(second_app["sdkappid"]) not in shown  # no offset of its own: not listed
+    tim_server.cli("clock", "advance", "-7199", "--sdkappid", app)
     assert code_with(tim_server, sig) == 0
-    assert "+0 s" in tim_server.cli("clock", "show").stdout
-    bad = tim_server.cli("clock", "set", "1e12", check=False)
-    assert bad.returncode != 0 and "offset" in bad.stderr
+    assert "+1 s" in tim_server.cli("clock", "show", "--sdkappid", app).stdout
+    unknown = tim_server.cli("clock", "set", "5", "--sdkappid", "999", check=False)
+    assert unknown.returncode != 0 and "no app" in unknown.stderr
+    tim_server.cli("reset", "--sdkappid", app, "--clock")
+    assert tim_server.control("GET", "/_timserver/clock")["Offset"] == 0
 
 
 def test_kicks_use_the_shifted_clock(tim_server: TimServer) -> None:
@@ -65,8 +106,15 @@ def test_serve_clock_offset(tmp_path: Path) -> None:
     with start_server(args=["--clock-offset", "100000"], folder=tmp_path) as server:
         assert code_with(server, server.usersig(expire=86400)) == 70001
         assert code_with(server, server.usersig(expire=200000)) == 0
-        assert server.control("GET", "/_timserver/clock")["Offset"] == 100000
+        clock = server.control("GET", "/_timserver/clock")
+        assert (clock["Offset"], clock["ServerOffset"]) == (0, 100000)  # server-wide, not the app's
         assert "Clock offset: +100000 s" in server.logs()
+        # Stored: a restart without the option keeps it (timserver clock set 0 clears it).
+        server.args = []
+        server.restart()
+        assert code_with(server, server.usersig(expire=86400)) == 70001
+        server.cli("clock", "set", "0")
+        assert code_with(server, server.usersig(expire=86400)) == 0
 
 
 # --- two worker processes share the rules, their counts and the clock ------------------------------
@@ -112,7 +160,16 @@ def test_workers_share_the_clock_and_cli_rules(two_workers: TimServer) -> None:
     with ThreadPoolExecutor(8) as pool:
         codes = set(pool.map(lambda _: code_with(two_workers, sig), range(24)))
     assert codes == {70001}
-    two_workers.cli("clock", "set", "0")
+    two_workers.cli("clock", "set", "0", "--sdkappid", str(two_workers.sdkappid))
+    with ThreadPoolExecutor(8) as pool:
+        codes = set(pool.map(lambda _: code_with(two_workers, sig), range(24)))
+    assert codes == {0}
+    other = json.loads(two_workers.cli("app", "create", "--json").stdout)
+    two_workers.cli("clock", "set", "120", "--sdkappid", str(other["sdkappid"]))
+    with ThreadPoolExecutor(8) as pool:  # every worker: the other app's clock only
+        codes = set(pool.map(lambda _: code_with(two_workers, sig), range(24)))
+        theirs = set(pool.map(lambda _: other_code(two_workers, other, 60), range(24)))
+    assert (codes, theirs) == ({0}, {70001})
     two_workers.cli("faults", "add", "--sdkappid", str(two_workers.sdkappid), "--code", "70500")
     with ThreadPoolExecutor(8) as pool:
         codes = set(pool.map(lambda _: code_with(two_workers, sig), range(24)))

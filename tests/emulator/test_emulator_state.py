@@ -194,13 +194,6 @@ def test_snapshot_errors(tim_server: TimServer) -> None:
     tim_server.cli("snapshot", "delete", name)
 
 
-def test_snapshots_need_sqlite(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "timserver", "snapshot", "save", "x", "--db",
-                           "postgresql://nobody@127.0.0.1:1/none"],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and "SQLite" in done.stderr
-
-
 def test_serve_faults_file(tmp_path: Path) -> None:
     with start_server(folder=tmp_path / "first") as first:
         first.add_fault(command="account_check", code=70202, times=1, seed=3)

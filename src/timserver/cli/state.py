@@ -81,7 +81,20 @@ def seed(path: str, sdkappid: int, db: str) -> None:
 
 @click.group()
 def snapshot() -> None:
-    """Named snapshots of the data (apps, accounts, kicks) of a SQLite database."""
+    """Named snapshots of the data (apps, accounts, kicks) of the database (SQLite or PostgreSQL)."""
+
+
+def _on_postgres(db: str) -> bool:
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+def _snapshots(db: str):  # type: ignore[no-untyped-def]
+    """The snapshots of the database's kind: files next to SQLite, schemas inside PostgreSQL."""
+    if _on_postgres(db):
+        from ..emulator import snapshots_pg  # asyncpg: imported only when needed
+
+        return snapshots_pg
+    return snapshots
 
 
 def _snapshot_call(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -89,6 +102,14 @@ def _snapshot_call(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         return fn(*args, **kwargs)
     except snapshots.SnapshotError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _checked(db: str, name: str) -> None:
+    """A SQLite URL (or a PostgreSQL one) and a good name, before the database is opened."""
+    if _on_postgres(db):
+        _snapshot_call(_snapshots(db).check_name, name)
+    else:
+        _snapshot_call(snapshots.folder, db)
 
 
 def _migrated(db: str) -> None:
@@ -104,9 +125,9 @@ def _migrated(db: str) -> None:
 @db_option
 def save(name: str, force: bool, db: str) -> None:
     """Save the database as snapshot NAME (safe while a server runs)."""
-    _snapshot_call(snapshots.folder, db)
+    _checked(db, name)
     _migrated(db)
-    info = _snapshot_call(snapshots.save, db, name, overwrite=force)
+    info = _snapshot_call(_snapshots(db).save, db, name, overwrite=force)
     click.echo(f"Saved snapshot {name!r}: {info.apps} apps, {info.accounts} accounts "
                f"({info.path}).")
 
@@ -117,9 +138,9 @@ def save(name: str, force: bool, db: str) -> None:
 def restore(name: str, db: str) -> None:
     """Restore the apps, accounts and kicks of snapshot NAME (safe while a server runs;
     fault rules and the clock stay as they are)."""
-    _snapshot_call(snapshots.folder, db)
+    _checked(db, name)
     _migrated(db)
-    info = _snapshot_call(snapshots.restore, db, name)
+    info = _snapshot_call(_snapshots(db).restore, db, name)
     click.echo(f"Restored snapshot {name!r}: {info.apps} apps, {info.accounts} accounts.")
 
 
@@ -127,7 +148,7 @@ def restore(name: str, db: str) -> None:
 @db_option
 def list_(db: str) -> None:
     """List the snapshots of the database."""
-    found = _snapshot_call(snapshots.list_snapshots, db)
+    found = _snapshot_call(_snapshots(db).list_snapshots, db)
     for info in found:
         when = dt.datetime.fromtimestamp(info.created).astimezone().strftime("%Y-%m-%d %H:%M:%S")
         counts = ("unreadable" if info.apps is None
@@ -142,7 +163,7 @@ def list_(db: str) -> None:
 @db_option
 def delete(name: str, db: str) -> None:
     """Delete snapshot NAME."""
-    _snapshot_call(snapshots.delete, db, name)
+    _snapshot_call(_snapshots(db).delete, db, name)
     click.echo(f"Deleted snapshot {name!r}.")
 
 
@@ -151,12 +172,24 @@ def delete(name: str, db: str) -> None:
 
 @click.group()
 def clock() -> None:
-    """The server's clock: an offset from the wall clock, for UserSig expiry and kicks."""
+    """The emulator's clock: offsets from the wall clock, for UserSig expiry and kicks.
+
+    Without --sdkappid, the server-wide offset (the operator's: every app, like serve
+    --clock-offset); with --sdkappid N, app N's own offset, added to the server-wide one (what
+    app N's admin sets with POST /_timserver/clock).
+    """
 
 
 def _show(offset: float) -> None:
     now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)
     click.echo(f"Clock offset: {offset:+g} s (server time {now:%Y-%m-%d %H:%M:%S} UTC)")
+
+
+def _show_app(sdkappid: int, own: float, server_wide: float) -> None:
+    total = state.bounded(server_wide + own)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=total)
+    click.echo(f"App {sdkappid} clock offset: {own:+g} s, plus {server_wide:+g} s server-wide "
+               f"(app time {now:%Y-%m-%d %H:%M:%S} UTC)")
 
 
 def _offset(value: str) -> float:
@@ -166,35 +199,76 @@ def _offset(value: str) -> float:
         raise click.BadParameter(str(exc), param_hint="SECONDS") from None
 
 
+_sdkappid_option = click.option(
+    "--sdkappid", type=int, default=None,
+    help="This app's own offset (added to the server-wide one); without it, the server-wide "
+         "offset (every app).")
+
+
+def _clock_work_db(db: str, sdkappid: int | None, change):  # type: ignore[no-untyped-def]
+    """Run ``change(storage)`` (or nothing), then print the offset it is about."""
+    async def work(storage: Storage) -> tuple[float, float]:
+        if sdkappid is not None:
+            await _require_app(storage, sdkappid)
+        try:
+            if change is not None:
+                await change(storage)
+        except state.StateError as exc:
+            raise click.ClickException(str(exc)) from None
+        own = await storage.app_clock_offset(sdkappid) if sdkappid is not None else 0.0
+        return own, await storage.clock_offset()
+    own, server_wide = with_storage(db, work)
+    if sdkappid is None:
+        _show(server_wide)
+    else:
+        _show_app(sdkappid, own, server_wide)
+
+
 @clock.command()
+@_sdkappid_option
 @db_option
-def show(db: str) -> None:
-    """Show the clock offset."""
-    _show(with_storage(db, lambda storage: storage.clock_offset()))
+def show(sdkappid: int | None, db: str) -> None:
+    """Show the server-wide clock offset and each app's own (or one app's)."""
+    if sdkappid is not None:
+        _clock_work_db(db, sdkappid, None)
+        return
+
+    async def work(storage: Storage) -> tuple[float, dict[int, float]]:
+        return await storage.clock_offset(), await storage.app_clock_offsets()
+    server_wide, apps = with_storage(db, work)
+    _show(server_wide)
+    for app_id, own in sorted(apps.items()):
+        _show_app(app_id, own, server_wide)
 
 
 @clock.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("seconds")
+@_sdkappid_option
 @db_option
-def set_(seconds: str, db: str) -> None:
-    """Set the offset to SECONDS from the wall clock (0: real time; may be negative)."""
+def set_(seconds: str, sdkappid: int | None, db: str) -> None:
+    """Set the offset to SECONDS (0: no offset; may be negative): the server-wide one, from the
+    wall clock, or with --sdkappid app N's own, from the server-wide time."""
     offset = _offset(seconds)
-    _show(with_storage(db, lambda storage: state.set_clock(storage, offset)))
+    if sdkappid is None:
+        _clock_work_db(db, None, lambda storage: state.set_clock(storage, offset))
+    else:
+        _clock_work_db(db, sdkappid,
+                       lambda storage: state.set_app_clock(storage, sdkappid, offset))
 
 
 @clock.command(context_settings={"ignore_unknown_options": True})
 @click.argument("seconds")
+@_sdkappid_option
 @db_option
-def advance(seconds: str, db: str) -> None:
-    """Move the clock SECONDS forward (negative: back)."""
+def advance(seconds: str, sdkappid: int | None, db: str) -> None:
+    """Move the clock SECONDS forward (negative: back): every app's, or with --sdkappid app
+    N's only."""
     step = _offset(seconds)
-
-    async def work(storage: Storage) -> float:
-        try:
-            return await state.advance_clock(storage, step)
-        except state.StateError as exc:
-            raise click.ClickException(str(exc)) from None
-    _show(with_storage(db, work))
+    if sdkappid is None:
+        _clock_work_db(db, None, lambda storage: state.advance_clock(storage, step))
+    else:
+        _clock_work_db(db, sdkappid,
+                       lambda storage: state.advance_app_clock(storage, sdkappid, step))
 
 
 # --- serve --faults / --seed / --clock-offset / --throttle-hints -----------------------------------
@@ -212,8 +286,9 @@ def emulator_options(command):  # type: ignore[no-untyped-def]
         click.option("--seed-sdkappid", type=int,
                      help="The app --seed fills (default: the database's only app)."),
         click.option("--clock-offset", type=float, metavar="SECONDS",
-                     help="Set the server's clock SECONDS away from the wall clock (UserSig "
-                          "expiry, kicks); without it the database's offset stays."),
+                     help="Set the server-wide clock SECONDS away from the wall clock (UserSig "
+                          "expiry, kicks; every app, each app's own offset adds to it); "
+                          "without it the database's server-wide offset stays."),
         click.option("--throttle-hints", is_flag=True,
                      help="On 60007 also send Retry-After and X-RateLimit-* headers."),
     ]
@@ -246,7 +321,12 @@ def start_emulator(db: str, apps: list, options: dict[str, object]) -> None:  # 
     if offset is not None:
         checked = _offset(str(offset))
         with_storage(db, lambda storage: state.set_clock(storage, checked))
-    current = with_storage(db, lambda storage: storage.clock_offset())
+    async def offsets(storage: Storage) -> tuple[float, dict[int, float]]:
+        return await storage.clock_offset(), await storage.app_clock_offsets()
+    current, own = with_storage(db, offsets)
     if current:
-        click.echo(f"Clock offset: {current:+g} s from the wall clock (timserver clock set 0 "
-                   "returns to real time).")
+        click.echo(f"Clock offset: {current:+g} s from the wall clock, server-wide (timserver "
+                   "clock set 0 returns to real time).")
+    if own:
+        click.echo(f"Clock: {len(own)} app(s) with an offset of their own (timserver clock "
+                   "show).")

@@ -1,10 +1,12 @@
 """Emulator powers (docs/emulator.md): fault injection, reset, seed, snapshots, a clock.
 
 * ``faults.py``    fault rules: what they match, what they do, the dispatcher's hook;
-* ``state.py``     the per-process ``Emulator``: rules and clock offset refreshed from storage;
+* ``state.py``     the per-process ``Emulator``: rules and clock offsets (server-wide and per
+                   app) refreshed from storage;
 * ``control.py``   the admin-authenticated endpoints under ``/_timserver/``, throttle hints;
 * ``seed.py``      account files for ``serve --seed`` (CSV, NDJSON, one UserID per line);
-* ``snapshots.py`` named snapshots of a SQLite database.
+* ``snapshots.py`` named snapshots of a SQLite database;
+* ``snapshots_pg.py`` the same for PostgreSQL (a schema per snapshot).
 
 Everything the emulator changes lives in the database, so the CLI, a running server and all of
 its worker processes see the same rules and the same clock.

@@ -8,8 +8,8 @@ exactly like a /v4 call), so that an app only ever sees and touches its own rule
     POST /_timserver/faults           add one rule (its JSON form)     → {"Rule": {...}}
     POST /_timserver/faults/clear     {} all rules, or {"Id": N} one   → {"Deleted": n}
     POST /_timserver/reset            {} accounts and kicks; "Faults": true, "Clock": true too
-    GET  /_timserver/clock            the server's clock               → {"Offset", "Now"}
-    POST /_timserver/clock            {"Offset": s} or {"Advance": s}
+    GET  /_timserver/clock            the app's clock      → {"Offset", "ServerOffset", "Now", ...}
+    POST /_timserver/clock            {"Offset": s} or {"Advance": s}: the app's own offset only
 
 Every answer, good or bad, is Tencent's envelope with HTTP 200 (never a 500).
 """
@@ -158,25 +158,28 @@ def routes(dispatcher: Dispatcher, emulator: Emulator, cors: dict[str, str]) -> 
         await emulator.refresh(force=True)  # this process's own change, at once
         return done
 
-    def clock_answer() -> dict[str, Any]:
-        return {"Offset": emulator.offset, "Now": int(emulator.clock.now()),
-                "WallClock": int(time.time())}
+    def clock_answer(app: App) -> dict[str, Any]:
+        # Offset: the app's own; ServerOffset: the server-wide part (the operator's, every app);
+        # Now: the time the app's UserSigs and kicks are judged by.
+        return {"Offset": emulator.app_offset(app.sdkappid),
+                "ServerOffset": emulator.clock.offset,
+                "Now": int(emulator.clock.now(app.sdkappid)), "WallClock": int(time.time())}
 
     async def get_clock(request: Request, app: App) -> dict[str, Any]:
-        return clock_answer()
+        return clock_answer(app)
 
     async def set_clock(request: Request, app: App) -> dict[str, Any]:
         body = await _json_body(request)
         _only(body, "Offset", "Advance")
         if ("Offset" in body) == ("Advance" in body):
-            raise TimError(70402, "Invalid parameters: give Offset (seconds from the wall clock) "
-                                  "or Advance (seconds to add), one of them.")
-        if "Offset" in body:
-            await state.set_clock(storage, _seconds(body, "Offset"))
+            raise TimError(70402, "Invalid parameters: give Offset (the app's own offset, in "
+                                  "seconds) or Advance (seconds to add to it), one of them.")
+        if "Offset" in body:  # the app's own offset: never another app's time
+            await state.set_app_clock(storage, app.sdkappid, _seconds(body, "Offset"))
         else:
-            await state.advance_clock(storage, _seconds(body, "Advance"))
+            await state.advance_app_clock(storage, app.sdkappid, _seconds(body, "Advance"))
         await emulator.refresh(force=True)  # this process's own change, at once
-        return clock_answer()
+        return clock_answer(app)
 
     return [
         Route("/_timserver/faults", endpoint({"GET": list_faults, "POST": add_fault}),

@@ -1,9 +1,15 @@
-"""The emulator's state: fault rules, the clock offset, reset; and the per-process ``Emulator``.
+"""The emulator's state: fault rules, the clock offsets, reset; and the per-process ``Emulator``.
 
-The operations (``add_rule``, ``reset_app``, ``set_clock``...) work on a ``Storage`` alone, so the
-CLI and the control endpoints share them. Each change bumps the database's ``emulator_version``;
-``Emulator.refresh`` (one tiny read before each /v4 call) reloads the process's copy when the
-version moved, so a rule added by the CLI reaches every worker on its next call.
+The operations (``add_rule``, ``reset_app``, ``set_clock``, ``set_app_clock``...) work on a
+``Storage`` alone, so the CLI and the control endpoints share them. Each change bumps the
+database's ``emulator_version``; ``Emulator.refresh`` (one tiny read before each /v4 call) reloads
+the process's copy when the version moved, so a rule added by the CLI reaches every worker on its
+next call.
+
+The clock is per app: app N's time is the wall clock + the server-wide offset (the operator's:
+``serve --clock-offset``, ``timserver clock set``) + app N's own offset (its admin's:
+``POST /_timserver/clock``, ``timserver clock set --sdkappid N``), so that one app's admin never
+moves another app's time.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from .faults import MAX_RULES_PER_APP, FaultRule, FaultSpec, RuleError
 log = logging.getLogger("timserver.emulator")
 
 MAX_CLOCK_OFFSET = 100 * 366 * 86400  # seconds, either way: a century is enough for any test
+# An app's time (server-wide offset + its own) is kept within MAX_CLOCK_OFFSET of the wall clock
+# too, so that a UserSig signed beyond it (timserver.testing's control calls) always works.
 MAX_FAULTS_FILE_BYTES = 1024 * 1024
 REFRESH_TIMEOUT = 0.25  # seconds a refresh may take before the call goes on without it
 REFRESH_BACKOFF = 1.0  # seconds without refresh attempts after one failed
@@ -71,6 +79,7 @@ def check_offset(seconds: Any) -> float:
 
 
 async def set_clock(storage: Storage, seconds: float) -> float:
+    """Set the server-wide offset (every app; the operator's: CLI and ``serve``)."""
     offset = check_offset(seconds)
     await storage.set_clock_offset(offset)
     return offset
@@ -80,15 +89,40 @@ async def advance_clock(storage: Storage, seconds: float) -> float:
     return await set_clock(storage, await storage.clock_offset() + check_offset(seconds))
 
 
+async def set_app_clock(storage: Storage, sdkappid: int, seconds: float) -> float:
+    """Set app ``sdkappid``'s own offset, added to the server-wide one (that app only)."""
+    offset = check_offset(seconds)
+    if offset:
+        total = await storage.clock_offset() + offset
+        if abs(total) > MAX_CLOCK_OFFSET:
+            raise StateError(f"the app's time would be {total:+g} s from the wall clock (the "
+                             "server-wide offset plus its own); it must stay within "
+                             f"{MAX_CLOCK_OFFSET} s")
+    await storage.set_app_clock_offset(sdkappid, offset)
+    return offset
+
+
+async def advance_app_clock(storage: Storage, sdkappid: int, seconds: float) -> float:
+    step = check_offset(seconds)
+    return await set_app_clock(storage, sdkappid,
+                               await storage.app_clock_offset(sdkappid) + step)
+
+
+def bounded(seconds: float) -> float:
+    """An offset kept within ``MAX_CLOCK_OFFSET`` of the wall clock."""
+    return max(-MAX_CLOCK_OFFSET, min(MAX_CLOCK_OFFSET, seconds))
+
+
 async def reset_app(storage: Storage, sdkappid: int, *, faults: bool = False,
                     clock: bool = False) -> dict[str, Any]:
-    """Empty an app: its accounts (admins stay) and kicks; its fault rules and the server's clock
-    offset when asked. Returns what was done, for the answer."""
+    """Empty an app: its accounts (admins stay) and kicks; its fault rules and its own clock
+    offset when asked (the server-wide offset is the operator's: it stays). Returns what was
+    done, for the answer."""
     done: dict[str, Any] = {"DeletedAccounts": await storage.reset_accounts(sdkappid)}
     if faults:
         done["DeletedRules"] = await storage.delete_faults(sdkappid)
     if clock:
-        await storage.set_clock_offset(0.0)
+        await storage.set_app_clock_offset(sdkappid, 0.0)
         done["ClockOffset"] = 0.0
     return done
 
@@ -171,8 +205,9 @@ class Emulator:
     """One server process's view of the emulator state, and the dispatcher's fault hook.
 
     ``refresh`` runs before each /v4 call: it reads ``emulator_version`` and, when it moved,
-    reloads every rule and the clock offset (set on the dispatcher's ``Clock``, so UserSig expiry
-    and kicks follow it). ``serve`` is the hook the dispatcher calls just before a handler.
+    reloads every rule and the clock offsets, the server-wide one and each app's own (set on the
+    dispatcher's ``Clock``, so that each app's UserSig expiry and kicks follow its own time).
+    ``serve`` is the hook the dispatcher calls just before a handler.
     """
 
     def __init__(self, storage: Storage, clock: Clock, limiter: object | None = None, *,
@@ -182,13 +217,14 @@ class Emulator:
         self.clock = clock
         self.base_offset = clock.offset  # Settings.clock_offset, under the database's offset
         self.limiter = limiter
-        self.offset = 0.0
+        self.offset = 0.0  # the stored server-wide offset
+        self.app_offsets: dict[int, float] = {}  # each app's own offset, where it has one
         self._version: int | None = None
         self._rules: dict[int, list[FaultRule]] = {}
         self._retry_at = 0.0
 
     async def refresh(self, *, force: bool = False) -> None:
-        """Reload rules and clock offset when the database says they changed.
+        """Reload rules and clock offsets when the database says they changed.
 
         Bounded: a database that does not answer within ``REFRESH_TIMEOUT`` leaves the copy as it
         is (the call then meets the failure itself, under its deadline: 70169 / 70500), and the
@@ -205,18 +241,27 @@ class Emulator:
             self._retry_at = now + REFRESH_BACKOFF
             return
         if loaded is not None:
-            version, self._rules, self.offset = loaded
+            version, self._rules, self.offset, self.app_offsets = loaded
             self._version = version
-            self.clock.offset = self.base_offset + self.offset
+            server_wide = self.base_offset + self.offset
+            self.clock.set_offsets(bounded(server_wide), {
+                sdkappid: bounded(server_wide + own)
+                for sdkappid, own in self.app_offsets.items()})
 
-    async def _load(self, force: bool) -> tuple[int, dict[int, list[FaultRule]], float] | None:
+    async def _load(self, force: bool) -> tuple[int, dict[int, list[FaultRule]], float,
+                                                 dict[int, float]] | None:
         version = await self.storage.emulator_version()
         if version == self._version and not force:
             return None
         rules: dict[int, list[FaultRule]] = {}
         for rule in await list_rules(self.storage):
             rules.setdefault(rule.sdkappid, []).append(rule)
-        return version, rules, await self.storage.clock_offset()
+        return (version, rules, await self.storage.clock_offset(),
+                await self.storage.app_clock_offsets())
+
+    def app_offset(self, sdkappid: int) -> float:
+        """App ``sdkappid``'s own offset, as last loaded."""
+        return self.app_offsets.get(sdkappid, 0.0)
 
     def rules(self, sdkappid: int) -> list[FaultRule]:
         return list(self._rules.get(sdkappid, ()))

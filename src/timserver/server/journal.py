@@ -15,6 +15,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 
@@ -33,10 +34,8 @@ def _clean(text: str | None) -> str | None:
                    for ch in text[:_MAX_TEXT])
 
 
-def body_size(read: list[int], declared: str | None) -> int:
-    """Bytes of the request body: as read, else (refused before reading) as declared."""
-    if read:
-        return sum(read)
+def declared_size(declared: str | None) -> int:
+    """Bytes of a request body refused before it was read: as its Content-Length says."""
     if declared and declared.isascii() and declared.isdigit():
         return min(int(declared), 2**53)
     return 0
@@ -63,31 +62,40 @@ _encoder = msgspec.json.Encoder()
 
 
 class Journal:
+    """The ring. ``record`` runs on every call, so it keeps the raw values in a tuple; the
+    entries (cleaned texts, rounded figures, the Id) are made when someone reads them."""
+
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         self.size = max(0, min(int(size), MAX_SIZE))
         self.pid = os.getpid()
-        self._ring: deque[Entry] = deque(maxlen=self.size or 1)
+        self._ring: deque[tuple[Any, ...]] = deque(maxlen=self.size or 1)
         self._seq = 0
 
-    def record(self, *, method: str, path: str, command: str | None, sdkappid: int | None,
+    def record(self, method: str, path: str, command: str | None, sdkappid: int | None,
                identifier: str | None, code: int, latency_ms: float, request_bytes: int,
                response_bytes: int, now: float | None = None) -> None:
         if self.size == 0:
             return
         self._seq += 1
-        self._ring.append(Entry(
-            Id=f"{self.pid}-{self._seq}", Seq=self._seq,
-            Time=round(time.time() if now is None else now, 3), Method=method[:16],
-            Path=_clean(path) or "", Command=command, SDKAppID=sdkappid,
-            Identifier=_clean(identifier), ErrorCode=code, LatencyMs=round(latency_ms, 2),
-            RequestBytes=request_bytes, ResponseBytes=response_bytes))
+        self._ring.append((self._seq, time.time() if now is None else now, method, path, command,
+                           sdkappid, identifier, code, latency_ms, request_bytes,
+                           response_bytes))
 
     def entries(self, *, sdkappid: int | None = None, after: int = 0,
                 limit: int | None = None) -> list[Entry]:
         """Entries oldest first; only the app's when ``sdkappid`` is given; the newest ``limit``."""
-        found = [e for e in self._ring
-                 if e.Seq > after and (sdkappid is None or e.SDKAppID == sdkappid)]
-        return found[-limit:] if limit else found
+        found = [raw for raw in list(self._ring)
+                 if raw[0] > after and (sdkappid is None or raw[5] == sdkappid)]
+        return [self._entry(raw) for raw in (found[-limit:] if limit else found)]
+
+    def _entry(self, raw: tuple[Any, ...]) -> Entry:
+        (seq, when, method, path, command, sdkappid, identifier, code, latency_ms,
+         request_bytes, response_bytes) = raw
+        return Entry(Id=f"{self.pid}-{seq}", Seq=seq, Time=round(when, 3), Method=method[:16],
+                     Path=_clean(path) or "", Command=command, SDKAppID=sdkappid,
+                     Identifier=_clean(identifier), ErrorCode=code,
+                     LatencyMs=round(latency_ms, 2), RequestBytes=request_bytes,
+                     ResponseBytes=response_bytes)
 
     @property
     def last_seq(self) -> int:

@@ -7,10 +7,12 @@ answers the scrape.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import time
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -36,18 +38,70 @@ LIMITER_FALLBACK = Gauge("timserver_ratelimit_fallback",
                          multiprocess_mode="max")
 
 
-_children: dict[tuple[str, int], tuple[Any, Any]] = {}  # (command, code) → its two series
+_BOUNDS = (*LATENCY._upper_bounds,)  # the buckets' upper bounds, +Inf last
+FLUSH_EVERY = 1.0  # seconds: the longest a call goes uncounted in the shared metrics
 
 
-def observe(command: str | None, code: int, seconds: float) -> None:
-    name = command or "unknown"
-    series = _children.get((name, code))
-    if series is None:  # commands and codes are finite: the table's and the catalogue's
-        series = _children[(name, code)] = (REQUESTS.labels(name, str(code)), LATENCY.labels(name))
-    series[0].inc()
-    series[1].observe(seconds)
-    if code == 60007:
-        RATE_LIMITED.labels(name).inc()
+class _Tally:
+    """The /v4 call counters, kept in plain dicts and moved into the Prometheus series at most
+    once a second (and before every scrape): a Prometheus ``inc`` and ``observe`` take a lock
+    and walk the buckets in Python, a few microseconds on every call.
+
+    With ``serve --workers N``, the scrape of one worker reads the others' counts from the
+    shared folder: they are at most ``FLUSH_EVERY`` late (a timer flushes an idle worker too).
+    """
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple[str, int], int] = {}
+        self.buckets: dict[str, list[int]] = {}  # per command: a count per bucket
+        self.sums: dict[str, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+
+    def observe(self, command: str | None, code: int, seconds: float) -> None:
+        name = command or "unknown"
+        key = (name, code)
+        calls = self.calls
+        calls[key] = calls.get(key, 0) + 1
+        counts = self.buckets.get(name)
+        if counts is None:
+            counts = self.buckets[name] = [0] * len(_BOUNDS)
+            self.sums[name] = 0.0
+        counts[bisect_left(_BOUNDS, seconds)] += 1
+        self.sums[name] += seconds
+        if self._timer is None or self._timer_loop is not asyncio.get_running_loop():
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """A flush in ``FLUSH_EVERY`` seconds, on the running loop (a test may run several
+        loops one after the other: a timer of a closed loop never fires)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_loop = asyncio.get_running_loop()
+        self._timer = self._timer_loop.call_later(FLUSH_EVERY, self.flush)
+
+    def flush(self) -> None:
+        """Move what was counted into the Prometheus series."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        calls, self.calls = self.calls, {}
+        buckets, self.buckets = self.buckets, {}
+        sums, self.sums = self.sums, {}
+        for (name, code), n in calls.items():
+            REQUESTS.labels(name, str(code)).inc(n)
+            if code == 60007:
+                RATE_LIMITED.labels(name).inc(n)
+        for name, counts in buckets.items():
+            series = LATENCY.labels(name)
+            for i, n in enumerate(counts):  # as Histogram.observe counts: the first bound >= it
+                if n:
+                    series._buckets[i].inc(n)
+            series._sum.inc(sums[name])
+
+
+_tally = _Tally()
+observe = _tally.observe
 
 
 def set_limiter_fallback(active: bool) -> None:
@@ -56,6 +110,7 @@ def set_limiter_fallback(active: bool) -> None:
 
 def render(storage: Any) -> tuple[bytes, str]:
     """The metrics text, after refreshing the gauges this process can read now."""
+    _tally.flush()
     pool = getattr(storage, "pool_stats", None)
     if pool is not None:
         size, idle = pool()

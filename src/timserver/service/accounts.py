@@ -14,7 +14,7 @@ from ..protocol.errors import ACCOUNT_NOT_EXIST_INFO, TimError
 from ..storage import AccountWrite, App, Storage
 from .apps import max_accounts
 from .clock import Clock
-from .rules import profile_problem, userid_problem
+from .rules import profile_problem, userid_problem, userid_problems
 
 
 def _opt(value: Any) -> str | None:
@@ -105,7 +105,7 @@ class AccountService:
     # --- account_check ------------------------------------------------------------------------
     async def account_check(self, app: App, req: m.AccountCheckRequest) -> m.AccountCheckResponse:
         ids = [item.UserID for item in req.CheckItem]
-        problems = [userid_problem(uid) for uid in ids]
+        problems = userid_problems(ids)
         imported = await self.storage.existing(
             app.sdkappid, [uid for uid, problem in zip(ids, problems, strict=True) if not problem])
         item = m.CheckResultItem
@@ -123,7 +123,7 @@ class AccountService:
         if problem:
             raise TimError(70402, f"Invalid parameters: UserID {req.UserID!r} is invalid: {problem}.")
         # TLS.time has whole seconds: every sig signed in this second or before is refused.
-        if not await self.storage.kick(app.sdkappid, req.UserID, int(self.clock.now())):
+        if not await self.storage.kick(app.sdkappid, req.UserID, int(self.clock.now(app.sdkappid))):
             raise TimError(70107, f"The UserID {req.UserID!r} does not exist in this app: "
                                   "import it before kicking it.")
         return m.Envelope()

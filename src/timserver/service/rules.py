@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from msgspec import UNSET
@@ -24,6 +25,17 @@ def userid_problem(user_id: str) -> str | None:
     if _CONTROL.search(user_id):
         return "it contains a control character"
     return None
+
+
+def userid_problems(user_ids: Sequence[str]) -> list[str | None]:
+    """``userid_problem`` of each; for a batch of usual UserIDs (printable ASCII, 1 to 32
+    characters) at once, in a few C calls instead of one Python call each."""
+    if user_ids:
+        joined = "".join(user_ids)
+        if (joined.isascii() and joined.isprintable()
+                and 0 < min(map(len, user_ids)) and max(map(len, user_ids)) <= MAX_USERID_BYTES):
+            return [None] * len(user_ids)
+    return [userid_problem(uid) for uid in user_ids]
 
 
 def profile_problem(name: str, value: Any) -> str | None:

@@ -135,7 +135,7 @@ class Storage(Protocol):
 
     # --- emulator controls (timserver.emulator, docs/emulator.md) -----------------------------
     async def emulator_version(self) -> int:
-        """A number that changes whenever fault rules or the clock offset change (for caches)."""
+        """A number that changes whenever fault rules or a clock offset change (for caches)."""
 
     async def add_fault(self, sdkappid: int, spec: str, remaining: int | None) -> FaultRecord:
         """Store a fault rule of the app and return it with its id."""
@@ -155,9 +155,21 @@ class Storage(Protocol):
         """
 
     async def clock_offset(self) -> float:
-        """The emulator clock's offset from the wall clock, in seconds (0 when never set)."""
+        """The emulator clock's server-wide offset from the wall clock, in seconds (0 when never
+        set): the operator's part (``serve --clock-offset``, ``timserver clock set``), under
+        every app's own offset."""
 
     async def set_clock_offset(self, seconds: float) -> None: ...
+
+    async def app_clock_offsets(self) -> dict[int, float]:
+        """Each app's own clock offset, in seconds, added to the server-wide one (apps whose
+        offset is 0 are left out)."""
+
+    async def app_clock_offset(self, sdkappid: int) -> float:
+        """One app's own clock offset, in seconds (0 when never set)."""
+
+    async def set_app_clock_offset(self, sdkappid: int, seconds: float) -> None:
+        """Set one app's own clock offset (0 removes it); bumps ``emulator_version``."""
 
     async def reset_accounts(self, sdkappid: int) -> int:
         """Delete every non-admin account and every kick of the app; returns accounts deleted."""

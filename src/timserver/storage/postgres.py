@@ -473,6 +473,29 @@ class PostgresStorage:
             await _bump_emulator_version(conn)
         await self._run(work, write=True)
 
+    async def app_clock_offsets(self) -> dict[int, float]:
+        rows = await self._run(lambda c: c.fetch("SELECT sdkappid, offset_ms FROM app_clocks"))
+        return {row["sdkappid"]: row["offset_ms"] / 1000 for row in rows}
+
+    async def app_clock_offset(self, sdkappid: int) -> float:
+        value = await self._run(lambda c: c.fetchval(
+            "SELECT offset_ms FROM app_clocks WHERE sdkappid = $1", sdkappid))
+        return (value or 0) / 1000
+
+    async def set_app_clock_offset(self, sdkappid: int, seconds: float) -> None:
+        offset_ms = round(seconds * 1000)
+
+        async def work(conn: asyncpg.Connection) -> None:
+            if offset_ms:
+                await conn.execute(
+                    "INSERT INTO app_clocks (sdkappid, offset_ms) VALUES ($1, $2) "
+                    "ON CONFLICT (sdkappid) DO UPDATE SET offset_ms = excluded.offset_ms",
+                    sdkappid, offset_ms)
+            else:
+                await conn.execute("DELETE FROM app_clocks WHERE sdkappid = $1", sdkappid)
+            await _bump_emulator_version(conn)
+        await self._run(work, write=True)
+
     async def reset_accounts(self, sdkappid: int) -> int:
         async def work(conn: asyncpg.Connection) -> int:
             # The app row first: the same lock a capped import takes, so counts stay exact.

@@ -414,7 +414,7 @@ def extension_routes(access: ConsoleAccess, dispatcher: Dispatcher, journal: Jou
         if app is None:
             raise TimError(60006, f"SDKAppID {sdkappid} is not hosted by this server: type "
                                   "its key in the page to sign in your browser.")
-        now = int(dispatcher.clock.now())
+        now = int(dispatcher.clock.now(app.sdkappid))  # the app's own time (emulator clock)
         sig = usersig.generate(app.sdkappid, app.key, identifier, expire, now=now)
         return ok({"UserSig": sig, "SDKAppID": app.sdkappid, "Identifier": identifier,
                    "Time": now, "Expire": expire})
@@ -431,6 +431,8 @@ def extension_routes(access: ConsoleAccess, dispatcher: Dispatcher, journal: Jou
             return ok({"Decoded": False, "Document": None, "Hosted": False, "Now": now,
                        **_verdict(err, "format")})
         app = await dispatcher.apps.get(doc.sdkappid) if 0 < doc.sdkappid <= 4294967295 else None
+        if app is not None:
+            now = int(dispatcher.clock.now(app.sdkappid))  # the app's own time (emulator clock)
         checked = ("format, SDKAppID, identifier, signature (with this server's key), expiry, "
                    "kick" if app else "format, expiry only: this SDKAppID is not hosted here, "
                    "so the signature was not checked")
