@@ -33,10 +33,42 @@ async def test_without_eager_the_work_is_a_task_of_its_own() -> None:
     assert await within(1.0, work()) is True
 
 
-def test_only_sqlite_storage_runs_inline() -> None:
+def test_both_storages_run_inline_and_nothing_else_is_assumed_to() -> None:
     assert runs_inline(SQLiteStorage("sqlite:///x.db")) is True
-    assert runs_inline(PostgresStorage("postgresql://u@h/db")) is False
+    assert runs_inline(PostgresStorage("postgresql://u@h/db")) is True
     assert runs_inline(object()) is False
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    from support import fresh_postgres_database
+
+    return fresh_postgres_database(pg_server)
+
+
+async def test_postgres_work_started_inline_reaches_asyncpg_in_a_task_of_its_own(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """asyncpg's pool enters ``asyncio.timeout`` scopes, which must belong to the task that
+    leaves them: eager work must have left the caller's task before it acquires."""
+    storage = PostgresStorage(pg_url)
+    await storage.open()
+    try:
+        import asyncpg.pool
+
+        seen: list[asyncio.Task[object] | None] = []
+        real = asyncpg.pool.Pool.acquire
+
+        def acquire(self: object, *args: object, **kwargs: object) -> object:
+            seen.append(asyncio.current_task())
+            return real(self, *args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(asyncpg.pool.Pool, "acquire", acquire)
+        caller = asyncio.current_task()
+        for _ in range(3):
+            assert await within(2.0, storage.count_accounts(1400000001), eager=True) == 0
+            assert await within(2.0, storage.existing(1400000001, ["a", "b"]), eager=True) == set()
+        assert len(seen) == 6 and all(task is not caller for task in seen)
+    finally:
+        await storage.close()
 
 
 @EAGER

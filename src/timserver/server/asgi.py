@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..emulator import control as emulator_control
 from ..emulator.state import Emulator
+from ..protocol.commands import COMMANDS
 from ..service.clock import Clock
 from ..service.ratelimit import RateLimiter, RedisLimiter, SharedFileLimiter
 from ..storage import Storage, make_storage
@@ -237,10 +238,13 @@ def _url_path(request: Request) -> str:
     return request.url.path
 
 
+_PLAIN_V4_PATHS = frozenset(f"/v4/{c.service}/{c.name}" for c in COMMANDS)
+
+
 def _url_path_of(scope: Scope) -> str:
-    """``_url_path`` from the scope alone."""
+    """``_url_path`` from the scope alone (the commands' own paths at once)."""
     path: str = scope["path"]
-    if scope.get("server") and _PLAIN_PATH.fullmatch(path):
+    if path in _PLAIN_V4_PATHS or (scope.get("server") and _PLAIN_PATH.fullmatch(path)):
         return path
     return Request(scope).url.path
 

@@ -32,9 +32,10 @@ def userid_problems(user_ids: Sequence[str]) -> list[str | None]:
     characters) at once, in a few C calls instead of one Python call each."""
     if user_ids:
         joined = "".join(user_ids)
-        if (joined.isascii() and joined.isprintable()
-                and 0 < min(map(len, user_ids)) and max(map(len, user_ids)) <= MAX_USERID_BYTES):
-            return [None] * len(user_ids)
+        if joined.isascii() and joined.isprintable():
+            sizes = set(map(len, user_ids))  # ASCII: characters are bytes
+            if 0 not in sizes and max(sizes) <= MAX_USERID_BYTES:
+                return [None] * len(user_ids)
     return [userid_problem(uid) for uid in user_ids]
 
 

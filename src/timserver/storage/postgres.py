@@ -66,8 +66,10 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 class PostgresStorage:
     #: asyncpg enters ``asyncio.timeout`` scopes (pool acquire and release), which belong to the
-    #: task they are entered in: work on this storage never starts inline (``dispatch.within``).
-    runs_inline = False
+    #: task they are entered in; ``_run`` waits once before it reaches asyncpg, so work started
+    #: inline (``dispatch.within(eager=True)``) is in a task of its own by then. What needs no
+    #: round trip (app records and kicks kept while LISTEN runs) costs no task at all.
+    runs_inline = True
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
                  command_timeout: float = 10.0) -> None:
@@ -89,7 +91,7 @@ class PostgresStorage:
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=self._sizes[0], max_size=self._sizes[1],
                 command_timeout=self._command_timeout, timeout=5, reset=_keep_session)
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire(timeout=5) as conn:
                 await self._migrate(conn)
         except _DRIVER_ERRORS as exc:
             await self.close()
@@ -170,6 +172,7 @@ class PostgresStorage:
                    write: bool = False) -> T:
         if self._pool is None:
             raise StorageError("storage is not open")
+        await asyncio.sleep(0)  # see runs_inline: asyncpg is reached only after a first wait
         try:
             async with self._pool.acquire(timeout=5) as conn:
                 if not write:

@@ -505,10 +505,11 @@ class SQLiteStorage:
         if not user_ids:
             return set()
         if len(user_ids) > _SHORT_LIST and "".join(user_ids).isascii():
-            # One JSON array parameter: SQLite binds and sorts one value instead of 100.
-            rows = self._read("SELECT user_id FROM accounts WHERE sdkappid = ? AND user_id IN "
-                              "(SELECT value FROM json_each(?))",
-                              (sdkappid, _json_encode(list(user_ids))))
+            # One JSON array parameter instead of 100 placeholders, walked in order (CROSS JOIN
+            # keeps SQLite from reordering): one primary-key probe per UserID, nothing sorted.
+            rows = self._read("SELECT a.user_id FROM json_each(?) AS j CROSS JOIN accounts AS a "
+                              "WHERE a.sdkappid = ? AND a.user_id = j.value",
+                              (_json_encode(list(user_ids)).decode("ascii"), sdkappid))
             return {uid for (uid,) in rows}
         rows = self._read(
             f"SELECT user_id FROM accounts WHERE sdkappid = ? AND user_id IN "
