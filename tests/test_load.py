@@ -8,11 +8,11 @@ import json
 import subprocess
 from pathlib import Path
 
+import msgspec
 import pytest
 from support import cli
 
 from timserver.cli.load import InputError, read_rows
-from timserver.client.files import parse_accounts
 from timserver.storage import AccountWrite, make_storage
 
 SDKAPPID = 1400000077
@@ -130,16 +130,20 @@ async def test_bulk_load_counts_rows_and_creations(db_url: str) -> None:
         await storage.close()
 
 
-@pytest.mark.parametrize("text", [
-    "a\nb\n\n c \n",
-    "UserID,Nick,FaceUrl\r\na,Ann,\r\nb,,http://b\r\n",
-    'UserID,Nick\n"q,1","N\nM"\n\nr,\n',
-    "FaceUrl,UserID\nhttp://x,z\n",
-    '\ufeff{"UserID":"a","Nick":"A"}\n\n{"UserID":"b"}\n',
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a\nb\n\n c \n", [(1, {"UserID": "a"}), (2, {"UserID": "b"}), (4, {"UserID": " c "})]),
+    ("UserID,Nick,FaceUrl\r\na,Ann,\r\nb,,http://b\r\n",
+     [(2, {"UserID": "a", "Nick": "Ann"}), (3, {"UserID": "b", "FaceUrl": "http://b"})]),
+    ('UserID,Nick\n"q,1","N\nM"\n\nr,\n', [(3, {"UserID": "q,1", "Nick": "N\nM"}),
+                                             (5, {"UserID": "r"})]),
+    ("FaceUrl,UserID\nhttp://x,z\n", [(1, {"UserID": "FaceUrl,UserID"}),
+                                      (2, {"UserID": "http://x,z"})]),
+    ('\ufeff{"UserID":"a","Nick":"A"}\n\n{"UserID":"b"}\n',
+     [(1, {"UserID": "a", "Nick": "A"}), (3, {"UserID": "b"})]),
 ])
-def test_the_stream_reader_reads_as_the_sdk_reader_does(text: str) -> None:
-    expected = parse_accounts(text.encode())
-    got = [item for _, item in read_rows(io.BytesIO(text.encode()))]
+def test_the_stream_reader_gives_each_account_with_its_line(
+        text: str, expected: list[tuple[int, dict[str, str]]]) -> None:
+    got = [(line, msgspec.to_builtins(item)) for line, item in read_rows(io.BytesIO(text.encode()))]
     assert got == expected
 
 

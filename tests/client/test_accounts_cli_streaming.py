@@ -209,9 +209,23 @@ def test_memory_stays_bounded_for_a_large_file(im: ImApp, tmp_path: Path,
     assert streamed * 10 < loaded  # about 1.8 MB against 74 MB here, (streamed, loaded)
 
 
-def test_the_stream_reader_reads_as_the_whole_file_reader() -> None:
-    for text in ["a\nb\n\n c \n", "UserID,Nick,FaceUrl\r\na,Ann,\r\nb,,http://b\r\n",
-                 'UserID,Nick\n"q,1","N\nM"\n\nr,\n', "FaceUrl,UserID\nhttp://x,z\n",
-                 '\ufeff{"UserID":"a","Nick":"A"}\n\n{"UserID":"b"}\n', "user 1\r\n\r\nuser_2",
-                 'UserID,Nick\na,"He said ""hi"""\nb,x"y\n', "", "UserID\n"]:
-        assert list(iter_accounts(io.BytesIO(text.encode()))) == parse_accounts(text), text
+def test_the_reader_on_tricky_inputs() -> None:
+    """One reader for files, stdin and whole inputs: these are its answers."""
+    cases = {
+        "a\nb\n\n c \n": [{"UserID": "a"}, {"UserID": "b"}, {"UserID": " c "}],
+        "UserID,Nick,FaceUrl\r\na,Ann,\r\nb,,http://b\r\n":
+            [{"UserID": "a", "Nick": "Ann"}, {"UserID": "b", "FaceUrl": "http://b"}],
+        'UserID,Nick\n"q,1","N\nM"\n\nr,\n': [{"UserID": "q,1", "Nick": "N\nM"}, {"UserID": "r"}],
+        "FaceUrl,UserID\nhttp://x,z\n": [{"UserID": "FaceUrl,UserID"}, {"UserID": "http://x,z"}],
+        '\ufeff{"UserID":"a","Nick":"A"}\n\n{"UserID":"b"}\n':
+            [{"UserID": "a", "Nick": "A"}, {"UserID": "b"}],
+        "user 1\r\n\r\nuser_2": [{"UserID": "user 1"}, {"UserID": "user_2"}],
+        'UserID,Nick\na,"He said ""hi"""\nb,x"y\n':
+            [{"UserID": "a", "Nick": 'He said "hi"'}, {"UserID": "b", "Nick": 'x"y'}],
+        "": [],
+        "UserID\n": [],
+    }
+    for text, expected in cases.items():
+        streamed = [msgspec.to_builtins(a) for a in iter_accounts(io.BytesIO(text.encode()))]
+        assert streamed == expected, text
+        assert [msgspec.to_builtins(a) for a in parse_accounts(text)] == expected, text

@@ -14,7 +14,6 @@ were skipped, 2 usage error.
 from __future__ import annotations
 
 import csv
-import io
 import os
 import sys
 import time
@@ -23,91 +22,19 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
-import msgspec
 
+from ..client.files import InputError, iter_numbered_accounts
 from ..protocol import messages as m
 from ..service.rules import profile_problem, userid_problem
 from ..storage import AccountWrite, Storage, StorageError
 from ._common import db_option, with_storage
 from .accounts import EXIT_FAILED, _progress
 
-PROFILE_FIELDS = ("Nick", "FaceUrl")
-_line_decoder = msgspec.json.Decoder(m.AccountListItem)
-
-
-class InputError(ValueError):
-    """The input cannot be read as accounts; the message names the line."""
-
 
 def read_rows(stream: IO[bytes]) -> Iterator[tuple[int, m.AccountListItem]]:
-    """(line number, account) for each account of ``stream``, as it is read.
-
-    The rules of ``timserver.client.files.parse_accounts`` (the SDK's reader), streamed: the
-    format is told from the first non-blank line (``{``: NDJSON; a CSV header whose first column
-    is ``UserID``: CSV; else one UserID a line, taken as it is); an empty CSV cell means "not
-    given"; blank lines are skipped.
-    """
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    number = 0
-    first = ""
-    for first in text:
-        number += 1
-        if first.strip():
-            break
-    else:
-        return
-    if first.lstrip().startswith("{"):
-        yield from _ndjson(first, number, text)
-    elif next(csv.reader([first]), [""])[0].strip() == "UserID":
-        yield from _csv(first, number, text)
-    else:
-        yield from _plain(first, number, text)
-
-
-def _strip_newline(line: str) -> str:
-    if line.endswith("\n"):
-        line = line[:-1]
-    return line[:-1] if line.endswith("\r") else line
-
-
-def _plain(first: str, number: int, text: IO[str]) -> Iterator[tuple[int, m.AccountListItem]]:
-    yield number, m.AccountListItem(UserID=_strip_newline(first))
-    for line in text:
-        number += 1
-        if line.strip():
-            yield number, m.AccountListItem(UserID=_strip_newline(line))
-
-
-def _ndjson(first: str, number: int, text: IO[str]) -> Iterator[tuple[int, m.AccountListItem]]:
-    line = first
-    while True:
-        if line.strip():
-            try:
-                yield number, _line_decoder.decode(line)  # unknown keys are ignored
-            except msgspec.DecodeError as exc:
-                raise InputError(f"line {number}: {exc}") from None
-        line = text.readline()
-        if not line:
-            return
-        number += 1
-
-
-def _csv(first: str, number: int, text: IO[str]) -> Iterator[tuple[int, m.AccountListItem]]:
-    header = [name.strip() for name in next(csv.reader([first]))]
-    user_id = header.index("UserID")
-    profile = [(i, name) for i, name in enumerate(header) if name in PROFILE_FIELDS]
-    reader = csv.reader(text)
-    for row in reader:
-        line = number + reader.line_num
-        if not any(row):
-            continue  # a blank line
-        if user_id >= len(row) or not row[user_id]:
-            raise InputError(f"line {line}: no UserID")
-        account = m.AccountListItem(UserID=row[user_id])
-        for i, name in profile:
-            if i < len(row) and row[i]:
-                setattr(account, name, row[i])
-        yield line, account
+    """(line number, account) for each account of ``stream``, as it is read: the SDK's reader
+    (``timserver.client.files``: CSV, NDJSON or one UserID a line)."""
+    return iter_numbered_accounts(stream)
 
 
 def _count_lines(path: str) -> int | None:

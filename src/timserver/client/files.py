@@ -4,8 +4,9 @@ The format is told from the first non-blank line: ``{`` starts NDJSON, a CSV hea
 column is ``UserID`` starts CSV, anything else is one UserID per line (taken as it is, spaces
 included; blank lines are skipped). In CSV an empty Nick or FaceUrl cell means "not given".
 
-``parse_accounts`` / ``read_accounts`` read a whole input; ``iter_accounts`` / ``open_accounts``
-read the same formats as a stream, a line at a time (memory does not grow with the input).
+One reader, ``iter_accounts``, reads a stream a line at a time (memory does not grow with the
+input); ``open_accounts`` streams a file, and ``parse_accounts`` / ``read_accounts`` return the
+whole list; ``timserver accounts load`` uses it too (``iter_numbered_accounts``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import io
 import itertools
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import msgspec
 
@@ -32,63 +32,16 @@ class InputError(ValueError):
 
 def read_accounts(path: str | os.PathLike[str]) -> list[Account]:
     with open(path, "rb") as f:
-        return parse_accounts(f.read())
+        return list(iter_accounts(f))
 
 
 def parse_accounts(data: bytes | str) -> list[Account]:
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.removeprefix("\ufeff")
-    lines = text.split("\n")
-    if "\r" in text:
-        lines = [line.removesuffix("\r") for line in lines]
-    first = next((line for line in lines if line.strip()), "")
-    if first.lstrip().startswith("{"):
-        return _ndjson(lines)
-    if (next(csv.reader([first]), None) or [""])[0].strip() == "UserID":
-        return _csv(text, lines)
-    return [Account(UserID=line) for line in lines if line.strip()]
+    """The accounts of a whole input held in memory (the same reader as a stream)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return list(iter_accounts(io.BytesIO(raw)))
 
 
 _line_decoder = msgspec.json.Decoder(Account)
-
-
-def _ndjson(lines: list[str]) -> list[Account]:
-    out = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(_line_decoder.decode(line))  # unknown keys are ignored
-        except msgspec.DecodeError as exc:
-            raise InputError(f"line {number}: {exc}") from None
-    return out
-
-
-def _csv(text: str, lines: list[str]) -> list[Account]:
-    rows: Iterator[tuple[int, list[str]]]
-    if '"' in text:
-        rows = _numbered(csv.reader(io.StringIO(text, newline="")))
-    else:  # no quoting: split the lines here (csv.reader costs about 1 µs a row)
-        rows = ((n, line.split(",")) for n, line in enumerate(lines, 1))
-    header = [name.strip() for name in next(rows)[1]]
-    user_id = header.index("UserID")
-    profile = [(i, name) for i, name in enumerate(header) if name in PROFILE_FIELDS]
-    out = []
-    for number, row in rows:
-        if not any(row):
-            continue  # a blank line
-        if user_id >= len(row) or not row[user_id]:
-            raise InputError(f"line {number}: no UserID")
-        account = Account(UserID=row[user_id])
-        for i, name in profile:
-            if i < len(row) and row[i]:
-                setattr(account, name, row[i])
-        out.append(account)
-    return out
-
-
-def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
-    for row in reader:
-        yield reader.line_num, row
 
 
 # --- streaming -----------------------------------------------------------------------------------
@@ -122,10 +75,15 @@ def _bare(line: str) -> str:
 
 def iter_accounts(lines: Iterable[bytes]) -> Iterator[Account]:
     """The accounts of a binary input (an ``open(path, "rb")`` file, ``sys.stdin.buffer``, any
-    iterable of byte lines), as it is read: the rules of :func:`parse_accounts`, line by line.
+    iterable of byte lines), as it is read, line by line: the rules of the module docstring.
 
     A bad line raises :class:`InputError` when it is reached (after the accounts before it).
     """
+    return (account for _, account in iter_numbered_accounts(lines))
+
+
+def iter_numbered_accounts(lines: Iterable[bytes]) -> Iterator[tuple[int, Account]]:
+    """``iter_accounts`` with the number of each account's (last) line, for messages."""
     source = _Lines(lines)
     first = next((line for line in source if line.strip()), None)
     if first is None:
@@ -135,23 +93,23 @@ def iter_accounts(lines: Iterable[bytes]) -> Iterator[Account]:
     elif next(csv.reader([_bare(first)]), [""])[0].strip() == "UserID":
         yield from _csv_stream(first, source)
     else:
-        yield Account(UserID=_bare(first))
+        yield source.number, Account(UserID=_bare(first))
         for line in source:
             if line.strip():
-                yield Account(UserID=_bare(line))
+                yield source.number, Account(UserID=_bare(line))
 
 
-def _ndjson_stream(first: str, source: _Lines) -> Iterator[Account]:
+def _ndjson_stream(first: str, source: _Lines) -> Iterator[tuple[int, Account]]:
     for line in itertools.chain([first], source):
         if not line.strip():
             continue
         try:
-            yield _line_decoder.decode(line)  # unknown keys are ignored
+            yield source.number, _line_decoder.decode(line)  # unknown keys are ignored
         except msgspec.DecodeError as exc:
             raise InputError(f"line {source.number}: {exc}") from None
 
 
-def _csv_stream(first: str, source: _Lines) -> Iterator[Account]:
+def _csv_stream(first: str, source: _Lines) -> Iterator[tuple[int, Account]]:
     header = [name.strip() for name in next(csv.reader([_bare(first)]))]
     user_id = header.index("UserID")
     profile = [(i, name) for i, name in enumerate(header) if name in PROFILE_FIELDS]
@@ -168,7 +126,7 @@ def _csv_stream(first: str, source: _Lines) -> Iterator[Account]:
         for i, name in profile:
             if i < len(row) and row[i]:
                 setattr(account, name, row[i])
-        yield account
+        yield source.number, account
 
 
 @contextlib.contextmanager
