@@ -47,8 +47,7 @@ class SnapshotInfo:
 
 def _db_path(url: str) -> Path:
     if not url.startswith("sqlite:///"):
-        raise SnapshotError("snapshots are implemented for SQLite databases (sqlite:///PATH); "
-                            "for PostgreSQL use pg_dump / pg_restore")
+        raise SnapshotError("snapshots need a sqlite:///PATH or postgresql:// database URL")
     return Path(path_from_url(url))
 
 
