@@ -59,7 +59,7 @@ bench-quick: $(VENV)/.installed
 	$(BIN)/python bench/run.py --quick $(ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import run as bench  # noqa: E402  (bench/run.py: the loader, the server, one wrk run)
+import run as bench
 
 SCENARIO_NAMES = ("trivial", "check_1", "check_100", "import_1", "multi_100")
 

@@ -23,10 +23,10 @@ from typing import Any
 
 os.environ["TIMSERVER_BENCH_ENDPOINTS"] = "1"
 
-from timserver import usersig  # noqa: E402
-from timserver.protocol.commands import BY_NAME  # noqa: E402
-from timserver.server.asgi import Settings, create_app  # noqa: E402
-from timserver.service import apps as app_rules  # noqa: E402
+from timserver import usersig
+from timserver.protocol.commands import BY_NAME
+from timserver.server.asgi import Settings, create_app
+from timserver.service import apps as app_rules
 
 SDKAPPID, KEY, ADMIN = 1400000001, "ab" * 32, "administrator"
 
@@ -75,7 +75,7 @@ async def run_calls(app: Any, path: str, query: bytes, payloads: list[bytes], n:
         payload = payloads[i % len(payloads)]
         delivered = False
 
-        async def receive() -> Any:
+        async def receive(payload: bytes = payload) -> Any:
             nonlocal delivered
             if delivered:
                 return {"type": "http.disconnect"}
@@ -125,7 +125,7 @@ async def main() -> None:
         await run_calls(app, path, query, payloads, args.calls)
         return
     results: dict[str, list[float]] = {name: [] for name in scenarios}
-    for name, (path, payloads) in scenarios.items():  # warm up
+    for path, payloads in scenarios.values():  # warm up
         await run_calls(app, path, query, payloads, 500)
     for _ in range(args.rounds):
         for name, (path, payloads) in scenarios.items():
