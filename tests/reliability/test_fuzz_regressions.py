@@ -255,3 +255,40 @@ async def test_a_nul_in_a_profile_field_is_refused_alike_on_every_backend(db_url
                                                                for u in ("n1", "n2", "n3")]})
             assert [i["AccountStatus"] for i in check["ResultItem"]] == \
                 ["NotImported", "NotImported", "Imported"]
+
+
+async def test_a_database_failure_is_one_log_line_not_a_traceback(tmp_path: Path,
+                                                                   caplog) -> None:
+    """During an outage every call fails: one warning each, no traceback (a flood otherwise)."""
+    from timserver.storage import StorageError
+
+    db = f"sqlite:///{tmp_path / 'outage.db'}"
+    (app,) = await create_apps_async(db, [{"sdkappid": 1400007012}])
+    asgi = create_app(Settings(db=db))
+    path = "/v4/im_open_login_svc/account_check"
+    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(),
+             "query_string": v4_query(app).encode(), "headers": [(b"host", b"localhost")],
+             "server": ("127.0.0.1", 8080), "client": ("127.0.0.1", 5555), "scheme": "http",
+             "http_version": "1.1", "root_path": ""}
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b'{"CheckItem":[{"UserID":"a"}]}'}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def unreachable(*_: object) -> set[str]:
+        raise StorageError("SQLite: disk I/O error")
+
+    async with asgi.router.lifespan_context(asgi):
+        asgi.state.storage.existing = unreachable
+        with caplog.at_level(logging.INFO):
+            for _ in range(3):
+                await asgi(scope, receive, send)
+    bodies = [json.loads(m["body"]) for m in sent if m["type"] == "http.response.body"]
+    assert [b["ErrorCode"] for b in bodies] == [70500] * 3
+    failures = [r for r in caplog.records if "storage failed" in r.getMessage()]
+    assert len(failures) == 3 and all(r.levelno == logging.WARNING for r in failures)
+    assert "disk I/O error" in failures[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info]
