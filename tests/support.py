@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -200,6 +202,30 @@ def drop_postgres_database(server: str) -> None:
         finally:
             await conn.close()
     asyncio.run(drop())
+
+
+@contextlib.contextmanager
+def own_postgres_database(prefix: str = "timserver_own") -> Iterator[str]:
+    """A PostgreSQL database of the test's own (for tests that rewind schemas or keep
+    snapshots in it), created here and dropped after, whatever the test left connected."""
+    import asyncio
+
+    import asyncpg
+
+    server = postgres_server_or_skip()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(f"{server}/postgres", timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    try:
+        yield f"{server}/{name}"
+    finally:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def fresh_postgres_database(server: str) -> str:

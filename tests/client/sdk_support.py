@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from support import LiveServer, cli
@@ -53,3 +55,16 @@ class ImApp:
             [sys.executable, "-m", "timserver", "accounts", *args], input=stdin,
             capture_output=True, text=True, timeout=120,
             env={**os.environ, **(self.env() if env is None else env)})
+
+
+def finished_batches(state: Path) -> set[int]:
+    """The batches a `timserver accounts` state file records as finished."""
+    if not state.exists():
+        return set()
+    found = set()
+    for line in state.read_text().splitlines()[1:]:
+        try:
+            found.add(json.loads(line)["batch"])
+        except (ValueError, KeyError):
+            pass  # a line being written
+    return found

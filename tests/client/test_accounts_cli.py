@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from sdk_support import ImApp
+from sdk_support import ImApp, finished_batches
 
 
 def write_csv(path: Path, ids: list[str], nick: bool = True) -> Path:
@@ -115,18 +115,6 @@ def test_a_run_that_cannot_go_on_stops_and_keeps_its_state(im: ImApp, tmp_path: 
     resumed = im.accounts("import", str(source), "--resume")  # the right key this time
     assert resumed.returncode == 0 and "300 of 300 accounts done" in resumed.stderr
     assert not (tmp_path / "a.csv.import-state").exists()
-
-
-def finished_batches(state: Path) -> set[int]:
-    if not state.exists():
-        return set()
-    found = set()
-    for line in state.read_text().splitlines()[1:]:
-        try:
-            found.add(json.loads(line)["batch"])
-        except (ValueError, KeyError):
-            pass  # a line being written
-    return found
 
 
 def test_resume_after_the_import_is_killed(im: ImApp, tmp_path: Path) -> None:

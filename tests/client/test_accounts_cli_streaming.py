@@ -27,23 +27,11 @@ import httpx
 import msgspec
 import pytest
 from click.testing import CliRunner
-from sdk_support import ImApp
+from sdk_support import ImApp, finished_batches
 
 from timserver.cli import accounts as cli_accounts
 from timserver.cli.accounts import accounts as accounts_cli
 from timserver.client import AsyncClient, iter_accounts, parse_accounts
-
-
-def finished_batches(state: Path) -> set[int]:
-    if not state.exists():
-        return set()
-    found = set()
-    for line in state.read_text().splitlines()[1:]:
-        try:
-            found.add(json.loads(line)["batch"])
-        except (ValueError, KeyError):
-            pass  # a line being written
-    return found
 
 
 def statuses(im: ImApp, ids: list[str]) -> dict[str, str | None]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from support import postgres_server_or_skip
+from support import own_postgres_database
 
 from timserver.emulator import state
 from timserver.emulator.state import MAX_CLOCK_OFFSET, Emulator, StateError
@@ -114,20 +112,8 @@ def blank_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    server = postgres_server_or_skip()
-    name = f"timserver_clock_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(f"{server}/postgres", timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    try:
-        yield f"{server}/{name}"
-    finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with own_postgres_database("timserver_clock") as url:
+        yield url
 
 
 REWIND = ["DROP TABLE app_clocks", "DELETE FROM schema_migrations WHERE version = 3",

@@ -6,14 +6,11 @@ PostgreSQL server's test database cannot disturb it.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from support import postgres_server_or_skip
+from support import own_postgres_database
 
 from timserver.testing import start_server
 
@@ -22,20 +19,8 @@ BODY = {"CheckItem": [{"UserID": "administrator"}]}
 
 @pytest.fixture
 def own_database() -> Iterator[str]:
-    server = postgres_server_or_skip()
-    name = f"timserver_emulator_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(f"{server}/postgres", timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    try:
-        yield f"{server}/{name}"
-    finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with own_postgres_database("timserver_emulator") as url:
+        yield url
 
 
 def test_rules_clock_and_reset_on_postgres(own_database: str, tmp_path: Path) -> None:
