@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,3 +70,17 @@ def finished_batches(state: Path) -> set[int]:
         except (ValueError, KeyError):
             pass  # a line being written
     return found
+
+
+def kill_half_way(im: ImApp, args: list[str], state: Path) -> set[int]:
+    """Run ``timserver accounts ARGS`` (slowed by its ``--rate``), SIGKILL it once 15 of its
+    batches are recorded in ``state``; the batches it finished."""
+    run = subprocess.Popen([sys.executable, "-m", "timserver", "accounts", *args],
+                           env={**os.environ, **im.env()}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while len(finished_batches(state)) < 15 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=10)
+    return finished_batches(state)

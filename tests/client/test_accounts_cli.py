@@ -7,13 +7,9 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from sdk_support import ImApp, finished_batches
+from sdk_support import ImApp, kill_half_way
 
 
 def write_csv(path: Path, ids: list[str], nick: bool = True) -> Path:
@@ -122,16 +118,8 @@ def test_resume_after_the_import_is_killed(im: ImApp, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "big.csv", ids)
     state = tmp_path / "big.csv.import-state"
     # Slowed to 20 calls/s so that the kill lands half-way (60 batches take 3 s).
-    run = subprocess.Popen(
-        [sys.executable, "-m", "timserver", "accounts", "import", str(source), "--no-progress",
-         "--rate", "multiaccount_import=20", "--concurrency", "2"],
-        env={**os.environ, **im.env()}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while len(finished_batches(state)) < 15 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    run.send_signal(signal.SIGKILL)
-    run.wait(timeout=10)
-    done = finished_batches(state)
+    done = kill_half_way(im, ["import", str(source), "--no-progress", "--rate",
+                              "multiaccount_import=20", "--concurrency", "2"], state)
     assert 15 <= len(done) < 60, "the import was not killed half-way"
 
     before = statuses(im, ids)

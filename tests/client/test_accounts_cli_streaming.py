@@ -14,10 +14,6 @@ import csv
 import io
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +23,7 @@ import httpx
 import msgspec
 import pytest
 from click.testing import CliRunner
-from sdk_support import ImApp, finished_batches
+from sdk_support import ImApp, kill_half_way
 
 from timserver.cli import accounts as cli_accounts
 from timserver.cli.accounts import accounts as accounts_cli
@@ -49,16 +45,8 @@ def test_check_resumes_after_a_kill_and_reports_every_account(im: ImApp, tmp_pat
     output = tmp_path / "status.csv"
     state = tmp_path / "ids.txt.check-state"
     # Slowed to 20 calls/s so that the kill lands half-way (60 batches take 3 s).
-    run = subprocess.Popen(
-        [sys.executable, "-m", "timserver", "accounts", "check", str(source), "--no-progress",
-         "--output", str(output), "--rate", "account_check=20", "--concurrency", "2"],
-        env={**os.environ, **im.env()}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while len(finished_batches(state)) < 15 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    run.send_signal(signal.SIGKILL)
-    run.wait(timeout=10)
-    done = finished_batches(state)
+    done = kill_half_way(im, ["check", str(source), "--no-progress", "--output", str(output),
+                              "--rate", "account_check=20", "--concurrency", "2"], state)
     assert 15 <= len(done) < 60, "the check was not killed half-way"
 
     # Flip, on the server, every account of the finished batches: a batch checked again would

@@ -122,7 +122,7 @@ def create_app(settings: Settings) -> Starlette:
             return _preflight(request)
         params = request.path_params
         body, info = await answer(
-            request.method, _url_path(request), params.get("service"), params.get("command"),
+            request.method, _url_path(request.scope), params.get("service"), params.get("command"),
             request.scope["query_string"], functools.partial(read_body, request),
             request.headers.get("content-length"))
         response = Response(body)
@@ -134,7 +134,7 @@ def create_app(settings: Settings) -> Starlette:
         service, command = _command_of(scope["path"])
         declared = _header(scope, b"content-length")
         body, info = await answer(
-            scope["method"], _url_path_of(scope), service, command, scope["query_string"],
+            scope["method"], _url_path(scope), service, command, scope["query_string"],
             functools.partial(read_asgi_body, receive, declared), declared)
         await send({"type": "http.response.start", "status": 200,
                     "headers": headers_for(body, info)})
@@ -229,20 +229,12 @@ class Front:
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9_./-]*")
 
 
-def _url_path(request: Request) -> str:
-    """``request.url.path``; for a plain path (the usual /v4 one), without parsing a whole URL
-    (Starlette's URL keeps the path as it is when the scope has a server address)."""
-    path = request.scope["path"]
-    if request.scope.get("server") and _PLAIN_PATH.fullmatch(path):
-        return path
-    return request.url.path
-
-
 _PLAIN_V4_PATHS = frozenset(f"/v4/{c.service}/{c.name}" for c in COMMANDS)
 
 
-def _url_path_of(scope: Scope) -> str:
-    """``_url_path`` from the scope alone (the commands' own paths at once)."""
+def _url_path(scope: Scope) -> str:
+    """``request.url.path``; for a plain path (the commands' own at once), without parsing a
+    whole URL (Starlette's URL keeps the path as it is when the scope has a server address)."""
     path: str = scope["path"]
     if path in _PLAIN_V4_PATHS or (scope.get("server") and _PLAIN_PATH.fullmatch(path)):
         return path
