@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: serve test lint clean install-dev browser bench bench-quick fuzz torture soak
+.PHONY: serve test lint clean install-dev browser bench bench-quick bench-pipeline fuzz torture soak
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench: $(VENV)/.installed
 ## make bench-quick: the same with 10k accounts only, about 2 minutes; the table is printed
 bench-quick: $(VENV)/.installed
 	$(BIN)/python bench/run.py --quick $(ARGS)
+
+## make bench-pipeline: every request-pipeline scenario against a bare ASGI callable on uvicorn,
+## the emulator on and off, in one run (bench/pipeline.py; figures in docs/benchmarks.md)
+bench-pipeline: $(VENV)/.installed
+	$(BIN)/python bench/pipeline.py $(ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench

@@ -25,8 +25,9 @@ os.environ["TIMSERVER_BENCH_ENDPOINTS"] = "1"
 
 from timserver import usersig
 from timserver.protocol.commands import BY_NAME
-from timserver.server.asgi import Settings, create_app
+from timserver.server.asgi import Settings
 from timserver.service import apps as app_rules
+from timserver.wiring import make_app
 
 SDKAPPID, KEY, ADMIN = 1400000001, "ab" * 32, "administrator"
 
@@ -96,13 +97,17 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--db", default=None, help="database URL (default: a new SQLite file)")
-    parser.add_argument("--profile", choices=["ping", "check1", "check100"], default=None)
-    parser.add_argument("--only", choices=["ping", "check1", "check100"], default=None,
+    names = ["ping", "check1", "check100", "check1-prod", "check100-prod"]
+    parser.add_argument("--profile", choices=names, default=None)
+    parser.add_argument("--only", choices=names, default=None,
                         help="run this scenario only, --calls times, once (for valgrind)")
     args = parser.parse_args()
     folder = tempfile.mkdtemp()
-    app = create_app(Settings(db=args.db or f"sqlite:///{folder}/bench.db", access_log=False))
+    db = args.db or f"sqlite:///{folder}/bench.db"
+    app = make_app(Settings(db=db, access_log=False))
     await prepare(app, args.accounts)
+    production = make_app(Settings(db=db, access_log=False, emulator=False))  # --no-emulator
+    await production.state.storage.open()
     sig = usersig.generate(SDKAPPID, KEY, ADMIN, 86400, now=int(time.time()))
     query = (f"sdkappid={SDKAPPID}&identifier={ADMIN}&usersig={sig}&random=99&contenttype=json"
              .encode())
@@ -111,30 +116,35 @@ async def main() -> None:
         "check1": ("/v4/im_open_login_svc/account_check", bodies(1, args.accounts)),
         "check100": ("/v4/im_open_login_svc/account_check", bodies(100, args.accounts, 64)),
     }
+    served = {name: app for name in scenarios}
+    for name in ("check1", "check100"):  # the same calls, on a server without the emulator
+        scenarios[f"{name}-prod"] = scenarios[name]
+        served[f"{name}-prod"] = production
     if args.profile:
         path, payloads = scenarios[args.profile]
-        await run_calls(app, path, query, payloads, 500)
+        await run_calls(served[args.profile], path, query, payloads, 500)
         profiler = cProfile.Profile()
         profiler.enable()
-        await run_calls(app, path, query, payloads, args.calls)
+        await run_calls(served[args.profile], path, query, payloads, args.calls)
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
         return
     if args.only:
         path, payloads = scenarios[args.only]
-        await run_calls(app, path, query, payloads, args.calls)
+        await run_calls(served[args.only], path, query, payloads, args.calls)
         return
     results: dict[str, list[float]] = {name: [] for name in scenarios}
-    for path, payloads in scenarios.values():  # warm up
-        await run_calls(app, path, query, payloads, 500)
+    for name, (path, payloads) in scenarios.items():  # warm up
+        await run_calls(served[name], path, query, payloads, 500)
     for _ in range(args.rounds):
         for name, (path, payloads) in scenarios.items():
-            calls = args.calls if name != "check100" else max(args.calls // 10, 100)
-            results[name].append(await run_calls(app, path, query, payloads, calls))
+            calls = args.calls if not name.startswith("check100") else max(args.calls // 10, 100)
+            results[name].append(await run_calls(served[name], path, query, payloads, calls))
     for name, values in results.items():
         print(f"{name:10s} {min(values):8.1f} µs/call (median of rounds "
               f"{statistics.median(values):.1f})")
     await app.state.storage.close()
+    await production.state.storage.close()
 
 
 if __name__ == "__main__":

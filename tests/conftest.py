@@ -18,8 +18,9 @@ from support import (
     postgres_server_or_skip,
 )
 
-from timserver.server.asgi import Settings, create_app
+from timserver.server.asgi import Settings
 from timserver.storage import App, make_storage
+from timserver.wiring import make_app as make_server
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +48,7 @@ async def storage(db_url: str) -> AsyncIterator[Any]:
 @pytest.fixture
 async def server_app(db_url: str) -> AsyncIterator[Any]:
     """The ASGI app with its lifespan entered (storage open)."""
-    asgi = create_app(Settings(db=db_url))
+    asgi = make_server(Settings(db=db_url))
     async with asgi.router.lifespan_context(asgi):
         yield asgi
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from timserver.server.dispatch import runs_inline, within
+from timserver.deadline import runs_inline, within
 from timserver.storage.postgres import PostgresStorage
 from timserver.storage.sqlite import SQLiteStorage
 

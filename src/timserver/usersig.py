@@ -183,3 +183,45 @@ def check_not_kicked(doc: SigDocument, kicked_at: int | None) -> None:
     if kicked_at is not None and doc.time <= kicked_at:
         raise SigError(70005, f"The UserSig was issued at {doc.time}, at or before this "
                               f"identifier was kicked at {kicked_at}: sign a new one.")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What ``explain`` found: the document (None when it does not decode), the refusal (None
+    when valid for what was checked) and, in words, what was checked."""
+
+    document: SigDocument | None
+    error: SigError | None
+    checked: str
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+
+def explain(usersig: str, *, now: int, key: str | None = None, sdkappid: int | None = None,
+            identifier: str | None = None, kicked_at: int | None = None) -> Explanation:
+    """Why a UserSig is valid or not, as far as can be told with what is given: the SDKAppID and
+    identifier it must be for, the key to check its signature (without one: its expiry only),
+    the identifier's last kick. Shared by ``timserver usersig explain`` and the console."""
+    try:
+        doc = decode(usersig)
+    except SigError as err:
+        return Explanation(None, err, "format")
+    checked = "format, SDKAppID, identifier, signature, expiry" + (
+        ", kick" if kicked_at is not None else "") if key is not None else (
+        "format, expiry only (no key: the signature was not checked)")
+    try:
+        if sdkappid is not None and doc.sdkappid != sdkappid:
+            raise SigError(70014, f"It was issued for SDKAppID {doc.sdkappid}, not {sdkappid}.")
+        if identifier and doc.identifier != identifier:
+            raise SigError(70013, f"It was issued for identifier {doc.identifier!r}, not "
+                                  f"{identifier!r}.")
+        if key is not None:
+            verify(usersig, sdkappid=doc.sdkappid, identifier=doc.identifier, key=key, now=now,
+                   kicked_at=kicked_at)
+        elif now > doc.expires_at:
+            raise SigError(70001, f"It expired {now - doc.expires_at} s ago.")
+    except SigError as err:
+        return Explanation(doc, err, checked)
+    return Explanation(doc, None, checked)

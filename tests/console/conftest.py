@@ -15,7 +15,8 @@ import httpx
 import pytest
 from support import KEY, LiveServer, cli
 
-from timserver.server.asgi import Settings, create_app
+from timserver.server.asgi import Settings
+from timserver.wiring import make_app
 
 # Works under both pytest import modes: make console_support importable by the test modules.
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,7 +39,7 @@ async def make_console(db_url: str):
     stack: list[Any] = []
 
     async def factory(base_url: str = "http://127.0.0.1", **settings: Any) -> httpx.AsyncClient:
-        asgi = create_app(Settings(db=db_url, **{"console_token": TOKEN, **settings}))
+        asgi = make_app(Settings(db=db_url, **{"console_token": TOKEN, **settings}))
         ctx = asgi.router.lifespan_context(asgi)
         await ctx.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url=base_url)

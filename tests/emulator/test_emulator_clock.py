@@ -88,16 +88,20 @@ def test_kicks_use_the_shifted_clock(tim_server: TimServer) -> None:
     tim_server.call("account_import", {"UserID": "ops"})
     tim_server.cli("app", "set-admins", str(tim_server.sdkappid), "administrator", "ops")
     try:
+        tim_server.set_clock(-30)  # the app's time is 30 s behind the wall clock
         now = int(time.time())
         before = tim_server.usersig("ops", now=now - 60)
         fresh = tim_server.usersig("ops", now=now)
-        tim_server.set_clock(-30)  # the kick is recorded at now - 30
         assert tim_server.call("kick", {"UserID": "ops"})["ErrorCode"] == 0
         assert tim_server.call("account_check", BODY, identifier="ops",
                                usersig=before)["ErrorCode"] == 70005
-        # Signed after the (shifted) kick time: accepted, though signed in the kick's real second.
+        # The kick holds at the later of the two clocks: a sig signed by the wall clock up to the
+        # kick is refused though the app's clock is behind (a moved clock never revives one).
         assert tim_server.call("account_check", BODY, identifier="ops",
-                               usersig=fresh)["ErrorCode"] == 0
+                               usersig=fresh)["ErrorCode"] == 70005
+        after = tim_server.usersig("ops", now=int(time.time()) + 2)
+        assert tim_server.call("account_check", BODY, identifier="ops",
+                               usersig=after)["ErrorCode"] == 0
     finally:
         tim_server.cli("app", "set-admins", str(tim_server.sdkappid), "administrator")
 

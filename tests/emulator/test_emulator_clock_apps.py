@@ -131,14 +131,15 @@ def test_kicks_are_stamped_with_the_kicking_apps_time(
     for app_id in (a.sdkappid, b.sdkappid):
         a.cli("app", "set-admins", str(app_id), ADMIN, "ops")
     now = int(time.time())
-    a.set_clock(-30)  # A's kicks are stamped at now - 30; B's clock stays the wall clock
+    a.set_clock(30)  # A's kicks are stamped at now + 30; B's clock stays the wall clock
     assert a.call("kick", {"UserID": "ops"})["ErrorCode"] == 0
     assert b.call("kick", {"UserID": "ops"})["ErrorCode"] == 0
-    signed_before = now - 10  # after A's kick time, before B's
+    signed_between = now + 10  # before A's kick time, after B's
     assert a.call("account_check", BODY, identifier="ops",
-                  usersig=a.usersig("ops", now=signed_before))["ErrorCode"] == 0
+                  usersig=a.usersig("ops", now=signed_between))["ErrorCode"] == 70005
     assert b.call("account_check", BODY, identifier="ops",
-                  sig=b.usersig("ops", now=signed_before))["ErrorCode"] == 70005
+                  sig=b.usersig("ops", now=signed_between))["ErrorCode"] == 0
+    # (a clock behind the wall clock stamps at the wall clock: tests/emulator/test_kick_invariants.py)
 
 
 def test_the_server_wide_offset_adds_to_each_apps_own(tmp_path: Path) -> None:

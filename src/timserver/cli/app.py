@@ -128,14 +128,36 @@ def _update(db: str, sdkappid: int, **change: object) -> App:
 @click.option("--key", help="The new key (default: 64 random hex characters).")
 @db_option
 def rotate_key(sdkappid: int, key: str | None, db: str) -> None:
-    """Give an app a new secret key; UserSigs signed with the old one stop working."""
+    """Give an app a new secret key; UserSigs signed with the old one stop working, and the
+    app's kicks are cleared."""
     try:
         app_rules.check_settings(key=key)
     except app_rules.AppConfigError as exc:
         raise _config_error(exc) from None
-    updated = _update(db, sdkappid, key=key or app_rules.new_key())
+
+    async def work(storage: Storage) -> App:
+        updated = await app_rules.rotate_key(storage, sdkappid, key)
+        if updated is None:
+            raise click.ClickException(f"no app with SDKAppID {sdkappid}")
+        return updated
+    updated = with_storage(db, work)
     click.echo(f"SDKAppID: {updated.sdkappid}")
     click.echo(f"Key:      {updated.key}")
+
+
+@app.command("unkick")
+@click.argument("sdkappid", type=int)
+@click.argument("user_id", metavar="USERID")
+@db_option
+def unkick(sdkappid: int, user_id: str, db: str) -> None:
+    """Forget USERID's kick: UserSigs it revoked work again (a way back for an admin locked out
+    by a kick dated ahead by a moved clock)."""
+    async def work(storage: Storage) -> int:
+        if await storage.get_app(sdkappid) is None:
+            raise click.ClickException(f"no app with SDKAppID {sdkappid}")
+        return await storage.unkick(sdkappid, user_id)
+    removed = with_storage(db, work)
+    click.echo(f"{sdkappid} {user_id}: " + ("kick forgotten" if removed else "was not kicked"))
 
 
 @app.command("set-limit")

@@ -66,13 +66,23 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
               help="Serve HTTPS with this certificate (PEM, chain included).")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
               help="The private key of --tls-cert (PEM).")
+@click.option("--emulator/--no-emulator", "emulator_on", default=True, show_default=True,
+              envvar="TIMSERVER_EMULATOR",
+              help="The emulator's powers: any admin UserSig can reset the app, move its clock "
+                   "and inject faults. --no-emulator (TIMSERVER_EMULATOR=0) for production.")
 @emulator_options  # --faults, --seed, --seed-sdkappid, --clock-offset, --throttle-hints
 def serve(host: str, port: int, db: str, workers: int, body_timeout: float, deadline: float,
           header_timeout: float, access_log: bool,
           log_level: str, log_format: str, redis_url: str | None, tls_mode: str | None,
           tls_cert: str | None, tls_key: str | None,
-          console: bool = True, console_bind: str | None = None, **emulator: Any) -> None:
+          console: bool = True, console_bind: str | None = None, emulator_on: bool = True,
+          **emulator: Any) -> None:
     """Serve the REST API (POST /v4/{servicename}/{command})."""
+    if not emulator_on:
+        given = [flag for flag, key in EMULATOR_ONLY.items() if emulator.get(key) is not None]
+        if given:
+            raise click.UsageError(f"{given[0]} is an emulator power; it cannot be used with "
+                                   "--no-emulator")
     ssl = _tls_files(tls_mode, tls_cert, tls_key)
     created, apps = with_storage(db, _first_app)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
@@ -101,7 +111,13 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
                    "Web console: answers on loopback only, where this server does not listen; "
                    "see --console-bind.")
 
-    start_emulator(db, apps, emulator)  # docs/emulator.md
+    if emulator_on:
+        click.echo("Emulator: on. Any admin UserSig can reset its app, move its clock and inject "
+                   "faults; serve --no-emulator turns that off (production).")
+        start_emulator(db, apps, emulator)  # docs/emulator.md
+    else:
+        click.echo("Emulator: off (production mode): no fault rule, clock offset, reset or "
+                   "snapshot reaches this server.")
 
     shared = None
     if workers > 1:  # the workers share one rate-limit log, so limits hold for the app
@@ -115,7 +131,8 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
                         access_log=access_log, log_level=log_level,
                         log_format=log_format, redis=redis_url,
                         shared_limiter=os.path.join(shared, "limits.db") if shared else None,
-                        console=console, console_bind=console_bind, console_token=token)
+                        console=console, console_bind=console_bind, console_token=token,
+                        emulator=emulator_on)
     settings.throttle_hints = emulator["throttle_hints"]
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
     os.environ[httpguard.HEADER_TIMEOUT_ENV] = str(header_timeout)  # read by every worker
@@ -124,6 +141,10 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
     finally:
         if shared:
             shutil.rmtree(shared, ignore_errors=True)
+
+
+#: serve's options that only the emulator gives a meaning to
+EMULATOR_ONLY = {"--faults": "faults_file", "--seed": "seed_path", "--clock-offset": "clock_offset"}
 
 
 def _remove_stale_shared_folders(parent: str) -> None:
@@ -139,7 +160,7 @@ def _remove_stale_shared_folders(parent: str) -> None:
 
 def _run(host: str, port: int, workers: int, log_level: str,
          ssl: tuple[str, str] | None) -> None:
-    uvicorn.run("timserver.server.asgi:app_from_env", factory=True, host=host, port=port,
+    uvicorn.run("timserver.wiring:app_from_env", factory=True, host=host, port=port,
                 workers=workers, access_log=False, log_level=log_level, server_header=False,
                 lifespan="on", timeout_graceful_shutdown=10,
                 http="timserver.server.httpguard:GuardedHttpToolsProtocol",

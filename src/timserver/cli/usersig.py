@@ -56,31 +56,18 @@ def explain(sig: str, sdkappid: int | None, key: str | None, identifier: str | N
     Exits 0 when the sig is valid for what was checked, 1 when it is refused.
     """
     now = int(Clock().now())
-    try:
-        doc = sigs.decode(sig)
-    except sigs.SigError as err:
-        _refused(err)
-        return
-    click.echo(f"Identifier: {doc.identifier}")
-    click.echo(f"SDKAppID:   {doc.sdkappid}")
-    click.echo(f"Version:    {doc.ver if doc.ver is not None else '(absent)'}")
-    click.echo(f"Issued:     {_when(doc.time, now)}")
-    click.echo(f"Expires:    {_when(doc.expires_at, now)} (valid for {doc.expire} s)")
-    if doc.userbuf is not None:
-        click.echo(f"Userbuf:    {doc.userbuf} (TRTC PrivateMapKey; IM does not use it)")
-    try:
-        if sdkappid is not None and doc.sdkappid != sdkappid:
-            raise sigs.SigError(70014, f"It was issued for SDKAppID {doc.sdkappid}, not "
-                                       f"{sdkappid}.")
-        if identifier is not None and doc.identifier != identifier:
-            raise sigs.SigError(70013, f"It was issued for identifier {doc.identifier!r}, not "
-                                       f"{identifier!r}.")
-        if key is not None:
-            sigs.verify(sig, sdkappid=doc.sdkappid, identifier=doc.identifier, key=key, now=now)
-        elif now > doc.expires_at:
-            raise sigs.SigError(70001, f"It expired {now - doc.expires_at} s ago.")
-    except sigs.SigError as err:
-        _refused(err)
+    found = sigs.explain(sig, now=now, key=key, sdkappid=sdkappid, identifier=identifier)
+    doc = found.document
+    if doc is not None:
+        click.echo(f"Identifier: {doc.identifier}")
+        click.echo(f"SDKAppID:   {doc.sdkappid}")
+        click.echo(f"Version:    {doc.ver if doc.ver is not None else '(absent)'}")
+        click.echo(f"Issued:     {_when(doc.time, now)}")
+        click.echo(f"Expires:    {_when(doc.expires_at, now)} (valid for {doc.expire} s)")
+        if doc.userbuf is not None:
+            click.echo(f"Userbuf:    {doc.userbuf} (TRTC PrivateMapKey; IM does not use it)")
+    if found.error is not None:
+        _refused(found.error)
         return
     checked = "signature, expiry" if key else "expiry only (no --key: signature not checked)"
     click.echo(f"Valid:      yes ({checked})")

@@ -1,9 +1,13 @@
 """Emulator powers (docs/emulator.md): fault injection, reset, seed, snapshots, a clock.
 
-* ``faults.py``    fault rules: what they match, what they do, the dispatcher's hook;
+A plugin of the request pipeline: it imports ``server/hooks.py`` and nothing else of
+``server/``; ``timserver.wiring`` registers it unless ``serve --no-emulator``.
+
+* ``plugin.py``    the hooks: refresh before a call, faults around the handler, endpoints;
+* ``faults.py``    fault rules: what they match, what they do;
 * ``state.py``     the per-process ``Emulator``: rules and clock offsets (server-wide and per
                    app) refreshed from storage;
-* ``control.py``   the admin-authenticated endpoints under ``/_timserver/``, throttle hints;
+* ``control.py``   the admin-authenticated endpoints under ``/_timserver/``;
 * ``seed.py``      account files for ``serve --seed`` (CSV, NDJSON, one UserID per line);
 * ``snapshots.py`` named snapshots of a SQLite database;
 * ``snapshots_pg.py`` the same for PostgreSQL (a schema per snapshot).
@@ -15,6 +19,8 @@ its worker processes see the same rules and the same clock.
 from __future__ import annotations
 
 from .faults import DropConnection, FaultRule, RuleError, parse_rule
+from .plugin import EmulatorPlugin
 from .state import Emulator
 
-__all__ = ["DropConnection", "Emulator", "FaultRule", "RuleError", "parse_rule"]
+__all__ = ["DropConnection", "Emulator", "EmulatorPlugin", "FaultRule", "RuleError",
+           "parse_rule"]

@@ -35,20 +35,23 @@ from typing import Any
 
 import msgspec
 
+from ..deadline import within
 from ..protocol import messages as m
 from ..protocol.commands import BY_NAME, Command
 from ..protocol.errors import CATALOGUE, TimError, meaning
-from ..server.dispatch import within
+from ..server.hooks import AbortConnection, BadInput
 from ..service.apps import rate_for
 from ..service.ratelimit import Decision
 from ..service.rules import userid_problem
-from ..storage import App, FaultRecord, Storage, StorageError
+from ..storage import App, FaultRecord, Storage
 
 log = logging.getLogger("timserver.emulator")
 
 ALL = "all"
 MAX_RULES_PER_APP = 100
-MAX_LATENCY_MS = 120_000
+MAX_LATENCY_MS = 120_000  # one rule's LatencyMs
+MAX_CALL_LATENCY_MS = 30_000  # what all the rules together add to one call, at most
+MAX_HELD_CALLS = 64  # calls of one app waiting in injected latency at once; more: 70169
 MAX_TIMES = 1_000_000
 MAX_SEED = 2**63 - 1
 DEFAULT_ITEM_CODE = 70500  # "internal error, retry" for an item failed on purpose
@@ -62,17 +65,14 @@ OUTPUT_KEYS = ("Id", "SDKAppID", "Remaining", "Matched", "CreatedAt", "Descripti
 ServeFn = Callable[[Command, App, Any], Awaitable[bytes]]
 
 
-class RuleError(ValueError):
+class RuleError(BadInput):
     """A fault rule that cannot be accepted; the message says why, for a person."""
 
 
-class DropConnection(BaseException):  # a control-flow signal, like CancelledError
-    """Raised by the fault hook to close the connection without any answer.
-
-    A ``BaseException``, so that the dispatcher's catch-all (which turns exceptions into 70500)
-    lets it through to ``DropGuard``, the ASGI wrapper of the server process that aborts the
-    socket. In-process (an ASGI test transport) it reaches the caller as an exception.
-    """
+class DropConnection(AbortConnection):
+    """Raised by the fault hook to close the connection without any answer (the server's
+    front aborts the socket: ``server/transport.py``). In-process (an ASGI test transport) it
+    reaches the caller as an exception."""
 
     def __init__(self, rule_id: int) -> None:
         super().__init__(f"connection dropped by fault rule {rule_id}")
@@ -268,11 +268,62 @@ def request_user_ids(request: Any) -> list[str]:
     return [user_id] if isinstance(user_id, str) else []
 
 
+class Holds:
+    """Calls of each app waiting in injected latency now: at most ``MAX_HELD_CALLS`` each, so
+    that latency rules cannot hold every connection the server has (other apps' included)."""
+
+    def __init__(self, limit: int = MAX_HELD_CALLS) -> None:
+        self.limit = limit
+        self.held: dict[int, int] = {}
+
+    async def wait(self, sdkappid: int, seconds: float,
+                   disconnected: Callable[[], Awaitable[None]] | None) -> None:
+        """Sleep ``seconds`` for the app; a caller that hangs up ends the call (nobody is left
+        to answer): ``DropConnection``-like abort, without an answer."""
+        if self.held.get(sdkappid, 0) >= self.limit:
+            raise TimError(70169, f"Server timeout: more than {self.limit} calls of this app "
+                                  "are already held by latency fault rules; retry.")
+        self.held[sdkappid] = self.held.get(sdkappid, 0) + 1
+        try:
+            if disconnected is None:
+                await asyncio.sleep(seconds)
+                return
+            sleeper = asyncio.ensure_future(asyncio.sleep(seconds))
+            hangup = asyncio.ensure_future(disconnected())
+            try:
+                done, _ = await asyncio.wait((sleeper, hangup),
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                hangup.cancel()
+            if hangup in done and sleeper not in done:
+                raise AbortConnection("the client hung up during injected latency")
+        finally:
+            left = self.held[sdkappid] - 1
+            if left:
+                self.held[sdkappid] = left
+            else:
+                del self.held[sdkappid]
+
+
+def counted(rule: FaultRule) -> bool:
+    """Whether a matching call must be counted in the database: for ``Times`` (an exact count
+    across processes), ``Probability`` and ``ItemProbability`` (the k-th call's draws). A rule
+    that does the same to every call costs no write."""
+    spec = rule.spec
+    return (spec.times is not None or spec.probability is not None
+            or (spec.fail_items and spec.item_probability < 1))
+
+
 async def apply(rules: list[FaultRule], storage: Storage, cmd: Command, app: App, request: Any,
-                serve: ServeFn, deadline: float = 3.0) -> bytes:
+                serve: ServeFn, deadline: float = 3.0, holds: Holds | None = None,
+                disconnected: Callable[[], Awaitable[None]] | None = None,
+                tally: Callable[[int], None] | None = None) -> bytes:
     """Serve one call through the app's fault rules (``serve`` is the dispatcher's handler).
 
-    Counting a matching call is a database write; it gets the call's ``deadline`` (70169)."""
+    Counting a matching call of a ``counted`` rule is a database write; it gets the call's
+    ``deadline`` (70169). Other rules' matches go to ``tally`` (written in batches). The
+    latency of all the rules that fire adds up to ``MAX_CALL_LATENCY_MS`` at most."""
     cached: list[str] | None = None
 
     def user_ids() -> list[str]:
@@ -285,29 +336,29 @@ async def apply(rules: list[FaultRule], storage: Storage, cmd: Command, app: App
     for rule in rules:
         if not rule.matches(cmd.name, user_ids):
             continue
-        try:
-            k = await within(deadline, storage.hit_fault(rule.id))
-        except TimeoutError:
-            raise TimError(70169, f"Server timeout: {cmd.name} could not be served within "
-                                  f"{deadline:g} s; retry.") from None
-        except StorageError:
-            log.warning("cannot count a call of fault rule %d", rule.id, exc_info=True)
-            raise TimError(70500, "Internal server error (the database failed); retry.") from None
-        if k is None:  # gone, or its count used up (by any process)
-            rule.exhausted = True
-            continue
-        if not rule.fires(k):
-            continue
+        k: int | None = 0
+        if counted(rule):
+            k = await within(deadline, storage.hit_fault(rule.id))  # 70169 / 70500 if it fails
+            if k is None:  # gone, or its count used up (by any process)
+                rule.exhausted = True
+                continue
+            if not rule.fires(k):
+                continue
+        elif tally is not None:
+            tally(rule.id)
         latency += rule.spec.latency_ms
         if rule.spec.has_action:
             fired = (rule, k)
             break
     if latency:
-        await asyncio.sleep(latency / 1000)
+        await (holds or Holds()).wait(app.sdkappid, min(latency, MAX_CALL_LATENCY_MS) / 1000,
+                                      disconnected)
     if fired is None:
         return await serve(cmd, app, request)
     rule, k = fired
     if rule.spec.drop:
+        log.info("%s of app %d: connection dropped (fault rule %d)", cmd.name, app.sdkappid,
+                 rule.id)
         raise DropConnection(rule.id)
     if rule.spec.fail_items:
         return await _fail_items(rule, k, cmd, app, request, user_ids(), serve)

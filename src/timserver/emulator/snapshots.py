@@ -27,6 +27,16 @@ from pathlib import Path
 from ..storage.sqlite import path_from_url
 
 DATA_TABLES = ("apps", "accounts", "kicks")
+#: Admins' kicks survive a restore (and a reset): admins are never deleted, and a UserSig of an
+#: admin that was revoked stays revoked. Taken before the restore into ``kept_kicks``...
+ADMIN_KICKS = ("SELECT k.sdkappid, k.user_id, k.kicked_at FROM {db}kicks k JOIN {db}accounts a "
+               "ON a.sdkappid = k.sdkappid AND a.user_id = k.user_id WHERE a.is_admin")
+#: ... and put back after it, for the accounts the restored data has, keeping the later kick.
+KEEP_ADMIN_KICKS = (
+    "INSERT INTO {db}kicks (sdkappid, user_id, kicked_at) SELECT sdkappid, user_id, kicked_at "
+    "FROM kept_kicks k WHERE EXISTS (SELECT 1 FROM {db}accounts a WHERE a.sdkappid = k.sdkappid "
+    "AND a.user_id = k.user_id) ON CONFLICT (sdkappid, user_id) DO UPDATE SET "
+    "kicked_at = {later}(kicks.kicked_at, excluded.kicked_at)")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _BUSY_TIMEOUT_MS = 10_000
 
@@ -138,10 +148,13 @@ def restore(url: str, name: str) -> SnapshotInfo:
             plan.append((table, ", ".join(shared)))
         conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute(f"CREATE TEMP TABLE kept_kicks AS {ADMIN_KICKS.format(db='main.')}")
             for table, _ in reversed(plan):
                 conn.execute(f"DELETE FROM main.{table}")
             for table, cols in plan:
                 conn.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM snap.{table}")
+            conn.execute(KEEP_ADMIN_KICKS.format(db="main.", later="max"))
+            conn.execute("DROP TABLE temp.kept_kicks")
             # Every server drops its cached app records on its next call.
             conn.execute("UPDATE main.meta SET value = value + 1 WHERE name = 'apps_version'")
             conn.execute("COMMIT")

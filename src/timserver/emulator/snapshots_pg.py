@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from ..storage.postgres import _KICKS_CHANNEL, PostgresStorage
-from .snapshots import _NAME_RE, DATA_TABLES, SnapshotError
+from .snapshots import _NAME_RE, ADMIN_KICKS, DATA_TABLES, KEEP_ADMIN_KICKS, SnapshotError
 
 T = TypeVar("T")
 
@@ -217,11 +217,14 @@ def restore(url: str, name: str) -> SnapshotInfo:
         try:
             async with conn.transaction():
                 await _lock_data_tables(conn)
+                await conn.execute("CREATE TEMP TABLE kept_kicks ON COMMIT DROP AS "
+                                   + ADMIN_KICKS.format(db=""))
                 for table, _ in reversed(plan):
                     await conn.execute(f"DELETE FROM {table}")
                 for table, cols in plan:
                     await conn.execute(f"INSERT INTO {table} ({cols}) "
                                        f"SELECT {cols} FROM {_ident(schema)}.{table}")
+                await conn.execute(KEEP_ADMIN_KICKS.format(db="", later="greatest"))
                 # At commit every instance drops its cached apps (as on any app change) and its
                 # cached kick times (as on any kick).
                 await PostgresStorage._bump_apps_version(conn)

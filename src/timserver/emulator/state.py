@@ -23,10 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..protocol.commands import BY_NAME, Command
-from ..server.dispatch import runs_inline, within
+from ..deadline import runs_inline, within
+from ..protocol.commands import BY_NAME
+from ..server.hooks import BadInput
 from ..service.clock import Clock
-from ..storage import App, Storage, StorageError
+from ..storage import App, Storage
 from . import faults
 from .faults import MAX_RULES_PER_APP, FaultRule, FaultSpec, RuleError
 
@@ -40,7 +41,7 @@ REFRESH_TIMEOUT = 0.25  # seconds a refresh may take before the call goes on wit
 REFRESH_BACKOFF = 1.0  # seconds without refresh attempts after one failed
 
 
-class StateError(ValueError):
+class StateError(BadInput):
     """A request about emulator state that cannot be done; the message says why."""
 
 
@@ -211,11 +212,12 @@ class Emulator:
     """
 
     def __init__(self, storage: Storage, clock: Clock, limiter: object | None = None, *,
-                 deadline: float = 3.0) -> None:
+                 deadline: float = 3.0, base_offset: float = 0.0) -> None:
         self.storage = storage
         self.deadline = deadline
         self.clock = clock
-        self.base_offset = clock.offset  # Settings.clock_offset, under the database's offset
+        self.base_offset = base_offset  # serve --clock-offset, under the database's offset
+        clock.set_offsets(bounded(base_offset), {})
         self.limiter = limiter
         self.offset = 0.0  # the stored server-wide offset
         self.app_offsets: dict[int, float] = {}  # each app's own offset, where it has one
@@ -236,7 +238,7 @@ class Emulator:
         try:
             loaded = await within(REFRESH_TIMEOUT, self._load(force),
                                   eager=runs_inline(self.storage))
-        except (StorageError, TimeoutError):
+        except Exception:  # any failure, a driver's own too: the call meets it under its deadline
             log.debug("cannot refresh the emulator state", exc_info=True)
             self._retry_at = now + REFRESH_BACKOFF
             return
@@ -266,11 +268,9 @@ class Emulator:
     def rules(self, sdkappid: int) -> list[FaultRule]:
         return list(self._rules.get(sdkappid, ()))
 
-    async def serve(self, cmd: Command, app: App, request: Any, serve: faults.ServeFn) -> bytes:
-        rules = self._rules.get(app.sdkappid)
-        if not rules:
-            return await serve(cmd, app, request)
-        return await faults.apply(rules, self.storage, cmd, app, request, serve, self.deadline)
+    def live_rules(self, sdkappid: int) -> list[FaultRule] | None:
+        """The app's rules as loaded (not a copy: the hot path), or None."""
+        return self._rules.get(sdkappid)
 
     async def forget_rates(self, sdkappid: int) -> None:
         """Empty the app's rate-limit windows (reset), when the limiter can."""

@@ -16,12 +16,15 @@ from msgspec import Struct
 from . import messages as m
 from .validate import RequestParser
 
+#: The largest 32-bit unsigned integer: the top of ``random`` and of an SDKAppID.
+MAX_UINT32 = 4294967295
+
 #: Query parameters of every call (spec §1.1), for the OpenAPI document and the SDK.
 QUERY_PARAMETERS: tuple[tuple[str, str], ...] = (
     ("sdkappid", "The app's SDKAppID (decimal digits)."),
     ("identifier", "The caller's UserID; must be an app admin."),
     ("usersig", "The admin's UserSig (TLSSigAPIv2)."),
-    ("random", "A random 32-bit unsigned integer, 0..4294967295, per request."),
+    ("random", f"A random 32-bit unsigned integer, 0..{MAX_UINT32}, per request."),
     ("contenttype", "Always `json`."),
 )
 

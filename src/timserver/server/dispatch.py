@@ -10,44 +10,34 @@ ASGI layer (``asgi.py``) only moves bytes and headers.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from .. import usersig
+from ..deadline import Started, runs_inline, within
 from ..protocol import messages
-from ..protocol.commands import BY_PATH, Command
+from ..protocol.commands import BY_PATH, MAX_UINT32, Command
 from ..protocol.errors import TimError
 from ..service.accounts import AccountService
 from ..service.apps import AppDirectory, rate_for
 from ..service.clock import Clock
 from ..service.ratelimit import Decision, RateLimiter, SlidingWindowLimiter
-from ..storage import App, Storage, StorageError
+from ..storage import App, Storage
 from .bodies import decode_json
+from .envelope import as_failure, fail
+from .hooks import Call, Plugin, Serve, overrides
 
 log = logging.getLogger("timserver.dispatch")
 
-MAX_BODY_BYTES = 1024 * 1024  # spec §9.1 step 9
-MAX_UINT32 = 4294967295
+MAX_BODY_BYTES = 1024 * 1024  # docs/protocol.md: the body limit (check 9)
+MAX_IDENTIFIER_BYTES = 256  # no admin is longer than a UserID (32 bytes); refused before recording
 VERIFIED_SIGS = 4096  # UserSigs whose signature was checked, kept (about 2 MB at most)
 
 BodyReader = Callable[[int], Awaitable[bytes]]
-T = TypeVar("T")
-
-
-@dataclass
-class CallInfo:
-    """What the access log and the journal learn about one call (never the UserSig)."""
-
-    command: str | None = None
-    sdkappid: int | None = None
-    identifier: str | None = None
-    code: int = 0
-    rate: Decision | None = None  # with 60007: the limiter's decision (serve --throttle-hints)
-    body_bytes: int = -1  # bytes of the request body read (-1: not read)
+Around = Callable[[Call, Command, App, Any, Serve], Awaitable[bytes]]
+Before = Callable[[Call], Awaitable[None]]
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -79,12 +69,15 @@ def _is_digits(text: str) -> bool:
 
 
 class Dispatcher:
-    #: The emulator's fault hook (``timserver.emulator.Emulator``), set by ``asgi.create_app``.
-    faults: Any = None
+    """The checks of one /v4 call in their order, and the command's handler under a deadline.
+
+    Plugins take part through two hooks (``server/hooks.py``): ``before_call`` at the start of
+    every call, ``around_handler`` around the handler; without plugins neither costs anything.
+    """
 
     def __init__(self, storage: Storage, clock: Clock | None = None, *,
                  deadline: float = 3.0, body_timeout: float = 10.0,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None, plugins: Sequence[Plugin] = ()) -> None:
         self.storage = storage
         self.clock = clock or Clock()
         self.apps = AppDirectory(storage)
@@ -94,24 +87,26 @@ class Dispatcher:
         self.eager = runs_inline(storage)
         self._verified: dict[tuple[str, int, str, str], usersig.SigDocument] = {}
         self.body_timeout = body_timeout
+        self.before: tuple[Before, ...] = tuple(
+            p.before_call for p in plugins if overrides(p, "before_call"))
+        self.around: Around | None = _nest([p.around_handler for p in plugins
+                                            if overrides(p, "around_handler")])
 
     async def dispatch(self, method: str, service: str | None, command: str | None,
-                       query: bytes, read_body: BodyReader, info: CallInfo) -> bytes:
-        """The answer to one call, as JSON bytes; never raises."""
+                       query: bytes, read_body: BodyReader, info: Call) -> bytes:
+        """The answer to one call, as JSON bytes; never raises (but ``AbortConnection``)."""
         try:
+            for hook in self.before:
+                await hook(info)
             return await self._dispatch(method, service, command, query, read_body, info)
-        except TimError as err:
+        except Exception as exc:
+            err = as_failure(exc, what=info.command or "request", deadline=self.deadline)
             info.code = err.code
             info.rate = getattr(err, "decision", None)  # RateLimited (or an injected 60007)
-            return messages.encode(messages.ErrorResponse("FAIL", err.info, err.code))
-        except Exception:
-            log.exception("internal error in %s", info.command or "request")
-            info.code = 70500
-            return messages.encode(messages.ErrorResponse(
-                "FAIL", "Internal server error: retry.", 70500))
+            return fail(err.code, err.info)
 
     async def _dispatch(self, method: str, service: str | None, command: str | None,
-                        query: bytes, read_body: BodyReader, info: CallInfo) -> bytes:
+                        query: bytes, read_body: BodyReader, info: Call) -> bytes:
         # 1. POST (or a GET carrying the body, as some clients send).
         if method not in ("POST", "GET"):
             raise TimError(60008, f"Malformed HTTP request: method {method} is not supported; "
@@ -122,17 +117,8 @@ class Dispatcher:
             raise TimError(60009, "Requested resource error: no such servicename/command "
                                   f"({service}/{command}); check the request URL.")
         info.command = cmd.name
-        try:  # steps 3-7 read the database too: the same deadline and failure codes apply
-            app = await within(self.deadline, self.authenticate(parse_query(query), info),
-                               eager=self.eager)
-        except TimeoutError:
-            raise TimError(70169, "Server timeout: the caller could not be authenticated within "
-                                  f"{self.deadline:g} s (the database is slow); retry.") from None
-        except StorageError as err:
-            log.warning("storage failed while authenticating a %s call: %s", cmd.name, err,
-                        exc_info=log.isEnabledFor(logging.DEBUG))
-            raise TimError(70500, "Internal server error: the database is unreachable; "
-                                  "retry.") from None
+        # 3-7. The app, the caller, the UserSig, admin rights.
+        app = await self.authenticated(parse_query(query), info)
         # 8. Rate limit.
         await self.check_rate(app, cmd)
         # 9. The body.
@@ -141,17 +127,26 @@ class Dispatcher:
         request = cmd.parse.from_json(body)  # a valid body, in one pass
         if request is None:  # else the rules one by one, with Tencent's codes
             request = cmd.parse(self._decode(body))
-        # --- Emulator: fault injection (timserver.emulator, docs/emulator.md) -----------------
-        # After auth, rate limit and body validation, just before the handler: where Tencent's
-        # backend itself would fail. A rule may answer an ErrorCode, add latency, drop the
-        # connection (DropConnection, a BaseException, passes the catch-all above) or fail
-        # items of a batch; without rules for the app it calls ``_serve`` at once.
-        if self.faults is not None:
-            return await self.faults.serve(cmd, app, request, self._serve)
-        # ---------------------------------------------------------------------------------------
+        # 10. The handler; plugins around it (the emulator's faults: where Tencent's backend
+        # itself would fail, after every check).
+        if self.around is not None:
+            return await self.around(info, cmd, app, request, self._serve)
         return await self._serve(cmd, app, request)
 
-    async def authenticate(self, params: dict[str, str], info: CallInfo, *,
+    async def authenticated(self, params: dict[str, str], info: Call, *,
+                            require_random: bool = True) -> App:
+        """``authenticate`` under the call's deadline: these steps read the database too."""
+        try:
+            return await within(self.deadline, self.authenticate(params, info,
+                                                                 require_random=require_random),
+                                eager=self.eager)
+        except TimError:
+            raise
+        except Exception as exc:
+            raise as_failure(exc, what=info.command or "request", stage="auth",
+                             deadline=self.deadline) from None
+
+    async def authenticate(self, params: dict[str, str], info: Call, *,
                            require_random: bool = True) -> App:
         """Steps 3 to 7 of spec §9.1: the app, the caller, the UserSig, admin rights.
 
@@ -166,7 +161,12 @@ class Dispatcher:
             missing = "identifier" if not identifier else "usersig"
             raise TimError(60004, f"The {missing} query parameter is missing or empty: set "
                                   "identifier to an app admin and usersig to its UserSig.")
-        info.identifier = identifier
+        info.identifier = identifier  # recorded clipped (pipeline.record)
+        if len(identifier) > MAX_IDENTIFIER_BYTES or len(identifier.encode(
+                "utf-8", "surrogateescape")) > MAX_IDENTIFIER_BYTES:
+            raise TimError(60004, f"The identifier query parameter is longer than "
+                                  f"{MAX_IDENTIFIER_BYTES} bytes: set it to an app admin (a "
+                                  "UserID of at most 32 bytes).")
         if sig == "":
             raise TimError(70002, "The usersig query parameter is empty: pass the admin's "
                                   "UserSig.")
@@ -175,7 +175,7 @@ class Dispatcher:
             random = params.get("random")
             if random is None or not _is_digits(random) or int(random) > MAX_UINT32:
                 raise TimError(60002, "HTTP parse error: random must be a decimal integer from 0 "
-                                      "to 4294967295.")
+                                      f"to {MAX_UINT32}.")
             if params.get("contenttype") != "json":
                 raise TimError(60002, "HTTP parse error: contenttype must be exactly json.")
         # 6. The UserSig.
@@ -204,7 +204,7 @@ class Dispatcher:
         self._verified[key] = doc
         return doc
 
-    async def _app(self, raw: str, info: CallInfo) -> App:
+    async def _app(self, raw: str, info: Call) -> App:
         if raw == "":
             raise TimError(60012, "The REST API call must carry an SDKAppID: add sdkappid to "
                                   "the URL.")
@@ -224,7 +224,7 @@ class Dispatcher:
                 pending = reading.send(None)
             except StopIteration as finished:
                 return finished.value  # type: ignore[no-any-return]
-            reading = _Started(reading, pending)
+            reading = Started(reading, pending)
         try:
             async with asyncio.timeout(self.body_timeout):
                 return await reading
@@ -250,95 +250,28 @@ class Dispatcher:
         handler = getattr(self.accounts, cmd.handler)
         try:
             return await within(self.deadline, handler(app, request), eager=self.eager)
-        except TimeoutError:
-            raise TimError(70169, f"Server timeout: {cmd.name} could not be served within "
-                                  f"{self.deadline:g} s; retry.") from None
-        except StorageError as err:
-            # One line per failed call: during an outage a traceback each would flood the log.
-            log.warning("storage failed during %s: %s", cmd.name, err,
-                        exc_info=log.isEnabledFor(logging.DEBUG))
-            raise TimError(70500, "Internal server error: the database failed and nothing of "
-                                  "this call was applied; retry.") from None
+        except TimError:
+            raise
+        except Exception as exc:
+            raise as_failure(exc, what=cmd.name, deadline=self.deadline) from None
 
 
-def runs_inline(storage: Any) -> bool:
-    """Whether ``within(..., eager=True)`` is safe for work on ``storage`` (``Storage.runs_inline``)."""
-    return getattr(storage, "runs_inline", False) is True
+def _nest(arounds: list[Around]) -> Around | None:
+    """One ``around_handler`` made of several: the first plugin's is the outermost."""
+    if not arounds:
+        return None
+    inner, *outer = reversed(arounds)
+    for hook in outer:
+        inner = _wrap(hook, inner)
+    return inner
 
 
-async def within(seconds: float, work: Coroutine[Any, Any, T], *, eager: bool = False) -> T:
-    """``work``'s result, or TimeoutError after ``seconds``, whatever ``work`` is doing then.
-
-    ``asyncio.timeout`` would cancel ``work`` and then wait for its clean-up, and a database
-    driver's clean-up (returning a connection to its pool over a stalled network) can take far
-    longer than the deadline. So ``work`` runs as its own task, and at the deadline the caller is
-    answered while the task finishes, or fails, on its own. A write that completes after its
-    deadline is harmless: the caller was told 70169 (retry), and every write is idempotent.
-
-    With ``eager``, ``work`` starts inline and becomes a task only when it first waits: what
-    never waits (an inline SQLite read) costs no task and no turns of the event loop, and could
-    not have been interrupted anyway. Only for work that uses nothing bound to the current task
-    before its first wait (``asyncio.timeout``, which a database driver may enter, is): that
-    part runs in the caller's task, the rest in another. ``Storage.runs_inline`` says so.
-    """
-    if eager:
-        try:
-            pending = work.send(None)
-        except StopIteration as finished:
-            return finished.value  # type: ignore[no-any-return]
-        task = asyncio.ensure_future(_go_on(work, pending))
-    else:
-        task = asyncio.ensure_future(work)
-    # asyncio.wait((task,), timeout=seconds), with less machinery: one waiter, one timer.
-    waiter = task.get_loop().create_future()
-    wake = functools.partial(_wake, waiter)
-    timer = task.get_loop().call_later(seconds, wake)
-    task.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        task.remove_done_callback(wake)
-    if not task.done():
-        task.add_done_callback(_forget)
-        raise TimeoutError
-    return task.result()
-
-
-def _wake(waiter: asyncio.Future[None], *_: Any) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-async def _go_on(work: Coroutine[Any, Any, T], pending: Any) -> T:
-    return await _Started(work, pending)
-
-
-class _Started:
-    """Awaiting it drives a coroutine that was started by hand and is waiting for ``pending``
-    (what its first ``send`` yielded), exactly as a task would have gone on driving it."""
-
-    def __init__(self, work: Coroutine[Any, Any, Any], pending: Any) -> None:
-        self.work, self.pending = work, pending
-
-    def __await__(self) -> Any:
-        work, pending = self.work, self.pending
-        while True:
-            try:
-                sent = yield pending
-            except BaseException as exc:  # cancelled or closed: pass it on to the coroutine
-                step, arg = work.throw, exc
-            else:
-                step, arg = work.send, sent
-            try:
-                pending = step(arg)
-            except StopIteration as finished:
-                return finished.value
-
-
-def _forget(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.info("a call's work failed after its deadline: %r", task.exception())
+def _wrap(hook: Around, inner: Around) -> Around:
+    async def around(call: Call, cmd: Command, app: App, request: Any, serve: Serve) -> bytes:
+        async def next_serve(c: Command, a: App, r: Any) -> bytes:
+            return await inner(call, c, a, r, serve)
+        return await hook(call, cmd, app, request, next_serve)
+    return around
 
 
 class RateLimited(TimError):

@@ -21,19 +21,6 @@ import msgspec
 
 DEFAULT_SIZE = 1000
 MAX_SIZE = 100_000
-_MAX_TEXT = 128  # identifiers and paths are cut to this many characters
-
-
-def _clean(text: str | None) -> str | None:
-    """Printable, valid UTF-8, bounded: query bytes may hold anything (surrogate escapes)."""
-    if text is None:
-        return None
-    if text.isprintable():  # the common case (a lone surrogate is not printable either)
-        return text[:_MAX_TEXT]
-    return "".join("\ufffd" if not ch.isprintable() or "\ud800" <= ch <= "\udfff" else ch
-                   for ch in text[:_MAX_TEXT])
-
-
 def declared_size(declared: str | None) -> int:
     """Bytes of a request body refused before it was read: as its Content-Length says."""
     if declared and declared.isascii() and declared.isdigit():
@@ -76,9 +63,11 @@ class Journal:
                response_bytes: int, now: float | None = None) -> None:
         if self.size == 0:
             return
+        # path and identifier come clipped (``observability.clip``, by the pipeline), so that
+        # the ring's memory stays bounded whatever the requests carry
         self._seq += 1
-        self._ring.append((self._seq, time.time() if now is None else now, method, path, command,
-                           sdkappid, identifier, code, latency_ms, request_bytes,
+        self._ring.append((self._seq, time.time() if now is None else now, method, path,
+                           command, sdkappid, identifier, code, latency_ms, request_bytes,
                            response_bytes))
 
     def entries(self, *, sdkappid: int | None = None, after: int = 0,
@@ -91,9 +80,9 @@ class Journal:
     def _entry(self, raw: tuple[Any, ...]) -> Entry:
         (seq, when, method, path, command, sdkappid, identifier, code, latency_ms,
          request_bytes, response_bytes) = raw
-        return Entry(Id=f"{self.pid}-{seq}", Seq=seq, Time=round(when, 3), Method=method[:16],
-                     Path=_clean(path) or "", Command=command, SDKAppID=sdkappid,
-                     Identifier=_clean(identifier), ErrorCode=code,
+        return Entry(Id=f"{self.pid}-{seq}", Seq=seq, Time=round(when, 3), Method=method,
+                     Path=path, Command=command, SDKAppID=sdkappid,
+                     Identifier=identifier, ErrorCode=code,
                      LatencyMs=round(latency_ms, 2), RequestBytes=request_bytes,
                      ResponseBytes=response_bytes)
 

@@ -38,6 +38,22 @@ LIMITER_FALLBACK = Gauge("timserver_ratelimit_fallback",
                          multiprocess_mode="max")
 
 
+RECORDED_CHARS = 128  # a request-derived text is cut to this many characters when recorded
+
+
+def clip(text: str | None) -> str | None:
+    """A request-derived text as it may be recorded (access log, JSON log, journal): at most
+    ``RECORDED_CHARS`` characters, every character that is not printable (control bytes, line
+    breaks, escape sequences, bytes that were not UTF-8) replaced by U+FFFD, so that no value
+    can forge a log line or grow a record without bound."""
+    if text is None:
+        return None
+    cut = text[:RECORDED_CHARS]
+    if cut.isprintable():  # the common case (a lone surrogate is not printable either)
+        return cut
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in cut)
+
+
 _BOUNDS = (*LATENCY._upper_bounds,)  # the buckets' upper bounds, +Inf last
 FLUSH_EVERY = 1.0  # seconds: the longest a call goes uncounted in the shared metrics
 

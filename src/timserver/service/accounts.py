@@ -123,7 +123,7 @@ class AccountService:
         if problem:
             raise TimError(70402, f"Invalid parameters: UserID {req.UserID!r} is invalid: {problem}.")
         # TLS.time has whole seconds: every sig signed in this second or before is refused.
-        if not await self.storage.kick(app.sdkappid, req.UserID, int(self.clock.now(app.sdkappid))):
+        if not await self.storage.kick(app.sdkappid, req.UserID, int(self.clock.latest(app.sdkappid))):
             raise TimError(70107, f"The UserID {req.UserID!r} does not exist in this app: "
                                   "import it before kicking it.")
         return m.Envelope()

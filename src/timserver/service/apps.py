@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Sequence
 
-from ..protocol.commands import BY_NAME, DEFAULT_RATES
+from ..protocol.commands import BY_NAME, DEFAULT_RATES, MAX_UINT32
 from ..storage import App, Storage
 from .rules import userid_problem
 
@@ -43,8 +43,8 @@ def new_sdkappid() -> int:
 
 def check_settings(*, sdkappid: int | None = None, key: str | None = None,
                    admins: Sequence[str] | None = None, edition: str | None = None) -> None:
-    if sdkappid is not None and not 1 <= sdkappid <= 4294967295:
-        raise AppConfigError("SDKAppID must be an integer from 1 to 4294967295")
+    if sdkappid is not None and not 1 <= sdkappid <= MAX_UINT32:
+        raise AppConfigError(f"SDKAppID must be an integer from 1 to {MAX_UINT32}")
     if key is not None and not _KEY_RE.fullmatch(key):
         raise AppConfigError("the key must be 64 hex characters, as Tencent's secret keys are")
     if admins is not None:
@@ -74,6 +74,17 @@ async def create_app(storage: Storage, *, sdkappid: int | None = None, key: str 
               admins=admins, created_at=time.time())
     await storage.create_app(app)
     return app
+
+
+async def rotate_key(storage: Storage, sdkappid: int, key: str | None = None) -> App | None:
+    """Give an app a new key (None: a random one); its kicks go too. They revoked UserSigs of
+    the old key, which no longer verify anyway, and a kick that a moved clock put far ahead
+    would otherwise lock an admin out for as long (docs/emulator.md)."""
+    check_settings(key=key)
+    updated = await storage.update_app(sdkappid, key=key or new_key())
+    if updated is not None:
+        await storage.unkick(sdkappid)
+    return updated
 
 
 class AppDirectory:

@@ -23,6 +23,12 @@ class Clock:
         """The time of app ``sdkappid`` (without one: the server-wide time)."""
         return time.time() + self.app_offsets.get(sdkappid, self.offset)
 
+    def latest(self, sdkappid: int | None = None) -> float:
+        """The later of the wall clock and app ``sdkappid``'s time: when a kick takes effect,
+        so that it revokes every UserSig signed until now by either clock, wherever the app's
+        clock is moved before or after (docs/emulator.md)."""
+        return max(time.time(), self.now(sdkappid))
+
     def offset_of(self, sdkappid: int | None = None) -> float:
         """The total offset of app ``sdkappid`` from the wall clock, in seconds."""
         return self.app_offsets.get(sdkappid, self.offset)

@@ -13,6 +13,11 @@ MAX_PROFILE_BYTES = 500
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (C0 or DEL), which no UserID may."""
+    return _CONTROL.search(text) is not None
+
+
 def userid_problem(user_id: str) -> str | None:
     """Why ``user_id`` is not a valid UserID (spec §9.2), or None when it is valid."""
     if user_id.isascii() and 0 < len(user_id) <= MAX_USERID_BYTES and user_id.isprintable():
@@ -22,7 +27,7 @@ def userid_problem(user_id: str) -> str | None:
     size = len(user_id.encode("utf-8"))
     if size > MAX_USERID_BYTES:
         return f"it is {size} bytes long in UTF-8; at most {MAX_USERID_BYTES} are allowed"
-    if _CONTROL.search(user_id):
+    if has_control(user_id):
         return "it contains a control character"
     return None
 

@@ -8,7 +8,7 @@ Implementations: ``sqlite.py`` (the embedded default); PostgreSQL fills the same
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -126,6 +126,9 @@ class Storage(Protocol):
 
     async def kicked_at(self, sdkappid: int, user_id: str) -> int | None: ...
 
+    async def unkick(self, sdkappid: int, user_id: str | None = None) -> int:
+        """Forget the kick of ``user_id`` (None: every kick of the app); how many were removed."""
+
     async def count_accounts(self, sdkappid: int) -> int:
         """Non-admin accounts of the app."""
 
@@ -145,6 +148,10 @@ class Storage(Protocol):
 
     async def delete_faults(self, sdkappid: int, rule_id: int | None = None) -> int:
         """Delete one fault rule of the app, or all of them; returns how many were deleted."""
+
+    async def add_fault_matches(self, counts: Mapping[int, int]) -> None:
+        """Add to rules' ``matched`` counts (rules that fire on every call are counted in
+        memory and written in batches, not one write per call); gone rules are skipped."""
 
     async def hit_fault(self, rule_id: int) -> int | None:
         """Count one call matching a rule, atomically across every process using the database.

@@ -22,7 +22,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -372,6 +372,21 @@ class PostgresStorage:
         finally:
             self._kicks_changed()
 
+    async def unkick(self, sdkappid: int, user_id: str | None = None) -> int:
+        async def work(conn: asyncpg.Connection) -> int:
+            if user_id is None:
+                gone = await conn.fetch("DELETE FROM kicks WHERE sdkappid = $1 RETURNING 1",
+                                        sdkappid)
+            else:
+                gone = await conn.fetch("DELETE FROM kicks WHERE sdkappid = $1 AND user_id = $2 "
+                                        "RETURNING 1", sdkappid, user_id)
+            await conn.execute(f"NOTIFY {_KICKS_CHANNEL}")  # delivered at commit
+            return len(gone)
+        try:
+            return await self._run(work, write=True)
+        finally:
+            self._kicks_changed()
+
     async def kicked_at(self, sdkappid: int, user_id: str) -> int | None:
         """Cached while the LISTEN connection is up: kicks are rare, and every change to the
         kicks table announces itself (NOTIFY timserver_kicks), like app changes."""
@@ -456,6 +471,11 @@ class PostgresStorage:
             return len(gone)
         return await self._run(work, write=True)
 
+    async def add_fault_matches(self, counts: Mapping[int, int]) -> None:
+        rows = [(n, rule_id) for rule_id, n in sorted(counts.items())]  # one lock order
+        await self._run(lambda c: c.executemany(
+            "UPDATE fault_rules SET matched = matched + $1 WHERE id = $2", rows), write=True)
+
     async def hit_fault(self, rule_id: int) -> int | None:
         # The row lock serialises concurrent hits; the WHERE is checked again under it.
         return await self._run(lambda c: c.fetchval(
@@ -505,7 +525,9 @@ class PostgresStorage:
             await conn.execute("SELECT 1 FROM apps WHERE sdkappid = $1 FOR UPDATE", sdkappid)
             gone = await conn.fetch("DELETE FROM accounts WHERE sdkappid = $1 AND NOT is_admin "
                                     "RETURNING 1", sdkappid)
-            await conn.execute("DELETE FROM kicks WHERE sdkappid = $1", sdkappid)
+            # admins stay, and so do their kicks: a revoked admin UserSig stays revoked
+            await conn.execute("DELETE FROM kicks WHERE sdkappid = $1 AND user_id NOT IN (SELECT "
+                               "user_id FROM accounts WHERE sdkappid = $1 AND is_admin)", sdkappid)
             await conn.execute(f"NOTIFY {_KICKS_CHANNEL}")  # delivered at commit
             await conn.execute("UPDATE apps SET account_count = 0 WHERE sdkappid = $1", sdkappid)
             return len(gone)

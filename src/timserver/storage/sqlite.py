@@ -24,7 +24,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -549,6 +549,14 @@ class SQLiteStorage:
             return True
         return await self._write(write)
 
+    async def unkick(self, sdkappid: int, user_id: str | None = None) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            if user_id is None:
+                return conn.execute("DELETE FROM kicks WHERE sdkappid = ?", (sdkappid,)).rowcount
+            return conn.execute("DELETE FROM kicks WHERE sdkappid = ? AND user_id = ?",
+                                (sdkappid, user_id)).rowcount
+        return await self._write(write)
+
     async def kicked_at(self, sdkappid: int, user_id: str) -> int | None:
         rows = self._read_kept("SELECT kicked_at FROM kicks WHERE sdkappid = ? AND user_id = ?",
                                (sdkappid, user_id))
@@ -607,6 +615,12 @@ class SQLiteStorage:
             return cur.rowcount
         return await self._write(write)
 
+    async def add_fault_matches(self, counts: Mapping[int, int]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany("UPDATE fault_rules SET matched = matched + ? WHERE id = ?",
+                             [(n, rule_id) for rule_id, n in sorted(counts.items())])
+        await self._write(write)
+
     async def hit_fault(self, rule_id: int) -> int | None:
         def write(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(
@@ -653,7 +667,9 @@ class SQLiteStorage:
         def write(conn: sqlite3.Connection) -> int:
             deleted = conn.execute("DELETE FROM accounts WHERE sdkappid = ? AND is_admin = 0",
                                    (sdkappid,)).rowcount
-            conn.execute("DELETE FROM kicks WHERE sdkappid = ?", (sdkappid,))
+            # admins stay, and so do their kicks: a revoked admin UserSig stays revoked
+            conn.execute("DELETE FROM kicks WHERE sdkappid = ? AND user_id NOT IN (SELECT user_id "
+                         "FROM accounts WHERE sdkappid = ? AND is_admin = 1)", (sdkappid, sdkappid))
             conn.execute("UPDATE apps SET account_count = 0 WHERE sdkappid = ?", (sdkappid,))
             return deleted
         return await self._write(write)

@@ -187,6 +187,9 @@
     if (!/^\d{1,10}$/.test(sdkappid)) throw new Error("Enter the app's SDKAppID (digits only).");
     if (!identifier) throw new Error("Enter an identifier (UserID).");
     if (signingMode() === "server") {
+      if (!forSelf) {  // a UserSig made by this server never leaves for another host
+        throw new Error("A UserSig signed by this server is sent to this server only: to call another host, choose “From my key” (the key stays in this page).");
+      }
       if (!S.tokenOk) {
         throw new Error("This server signs only for a console that holds its token: open the link that `timserver serve` printed, or choose “From my key”.");
       }

@@ -1,0 +1,177 @@
+"""What a plugin may add to the request pipeline, declared in one place.
+
+A plugin is an object with some of the hooks below; ``Plugin`` is the no-op default of each,
+so a plugin overrides only what it uses and the pipeline calls only hooks that someone
+overrides (a server without plugins runs the bare path). ``server/`` knows plugins only
+through this module; the emulator and the web console are plugins, wired in by
+``timserver.wiring``.
+
+    setup(server)             once, before the first call: the plugin's handles on the server
+    startup() / shutdown()    with the server's lifespan
+    before_call(call)         every authenticated call (/v4 and admin endpoints), before the
+                              caller is checked: refresh state, move the clock
+    around_handler(call, next)
+                              /v4 calls only, after every check (auth, rate limit, body),
+                              around the command's handler: where faults are injected
+    endpoints()               extension endpoints under /_timserver/, each answered through the
+                              pipeline (access decision, envelope, exception table, log)
+    routes(gates)             plain routes (pages, static files) behind an access gate
+
+A hook may raise ``TimError`` (answered as is), ``BadInput`` (70402 with its message), or
+``AbortConnection`` (the connection is closed without an answer).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import BaseRoute
+
+    from ..protocol.commands import Command
+    from ..service.apps import AppDirectory
+    from ..service.clock import Clock
+    from ..service.ratelimit import RateLimiter
+    from ..storage import App, Storage
+    from .access import ConsoleAccess
+    from .journal import Journal
+
+
+class BadInput(ValueError):
+    """Input a plugin cannot accept; answered 70402 "Invalid parameters: <message>."."""
+
+
+class AbortConnection(BaseException):  # a control-flow signal, like CancelledError
+    """Close the connection without any answer (the emulator's dropped-connection fault).
+
+    A ``BaseException``, so that no ``except Exception`` on the way turns it into 70500; the
+    server's front catches it and aborts the socket (``server/transport.py``).
+    """
+
+
+class Access(enum.Enum):
+    """Who may call an endpoint; the pipeline decides before the handler runs."""
+
+    ADMIN = "admin"  # an app admin's UserSig in the query (sdkappid, identifier, usersig)
+    CONSOLE = "console"  # the console's gate: an allowed local address (else: an unknown path)
+    CONSOLE_TOKEN = "console-token"  # noqa: S105 (a name, not a secret); the console's gate and its token (the server's secrets)
+
+
+@dataclass
+class Call:
+    """One call on its way through the pipeline: what hooks may read (never the UserSig)."""
+
+    command: str | None = None  # /v4: the command's name; an endpoint: its path
+    sdkappid: int | None = None
+    identifier: str | None = None
+    code: int = 0
+    rate: Any = None  # with 60007: the limiter's Decision (throttle hints)
+    body_bytes: int = -1  # bytes of the request body read (-1: not read)
+    #: /v4 calls on a server: returns when the client hangs up (after the body was read)
+    disconnected: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass
+class ServerHandles:
+    """What ``setup`` gives a plugin: the server's own objects, to use, not to replace."""
+
+    storage: Storage
+    clock: Clock
+    limiter: RateLimiter
+    apps: AppDirectory
+    deadline: float
+    authenticate: Callable[..., Awaitable[App]]
+    check_rate: Callable[[App, Command], Awaitable[None]]
+    run: Callable[[Command, App, Any], Awaitable[Any]]  # a command's handler under the deadline
+    journal: Journal  # the answered /v4 calls (the console shows them)
+    access: ConsoleAccess  # the console's gates
+
+
+Serve = Callable[["Command", "App", Any], Awaitable[bytes]]
+
+
+@dataclass
+class EndpointCall:
+    """What an endpoint handler gets: the request, the checked caller, the query."""
+
+    request: Request
+    params: dict[str, str]
+    app: App | None  # with Access.ADMIN: the caller's app
+    read_json: Callable[[int], Awaitable[dict[str, Any]]]  # the body as a JSON object, bounded
+
+    async def json(self, limit: int = 64 * 1024) -> dict[str, Any]:
+        return await self.read_json(limit)
+
+
+EndpointHandler = Callable[[EndpointCall], Awaitable["dict[str, Any] | Response"]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An extension endpoint: its path, a handler per method, who may call it.
+
+    A handler returns the answer's fields (put in the OK envelope) or a ``Response`` of its own
+    (a download). ``cors``: answer browsers' preflight requests (the admin endpoints do).
+    """
+
+    path: str
+    handlers: Mapping[str, EndpointHandler]
+    access: Access = Access.ADMIN
+    cors: bool = False
+    summary: str = ""
+
+
+RouteHandler = Callable[["Request"], Awaitable["Response"]]
+
+
+@dataclass(frozen=True)
+class Gates:
+    """What ``routes`` gets from the pipeline: ``guard(access, handler)`` lets in only the
+    callers ``access`` allows (the others get ``unknown``), ``unknown`` answers like an unknown
+    path (60009)."""
+
+    guard: Callable[[Access, RouteHandler], RouteHandler]
+    unknown: RouteHandler
+
+
+@dataclass
+class Plugin:
+    """The no-op default of every hook; a plugin subclasses it and overrides what it uses."""
+
+    name: str = "plugin"
+    handles: ServerHandles | None = field(default=None, repr=False)
+
+    def setup(self, server: ServerHandles) -> None:
+        self.handles = server
+
+    async def startup(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def before_call(self, call: Call) -> None:
+        return None
+
+    async def around_handler(self, call: Call, cmd: Command, app: App, request: Any,
+                             serve: Serve) -> bytes:
+        return await serve(cmd, app, request)
+
+    def endpoints(self) -> Sequence[Endpoint]:
+        return ()
+
+    def routes(self, gates: Gates) -> Sequence[BaseRoute]:
+        return ()
+
+
+HOOKS = ("startup", "shutdown", "before_call", "around_handler")
+
+
+def overrides(plugin: Plugin, hook: str) -> bool:
+    """Whether ``plugin`` has its own ``hook`` (the pipeline skips the no-op defaults)."""
+    return getattr(type(plugin), hook) is not getattr(Plugin, hook)
