@@ -20,6 +20,7 @@ from ..server.asgi import SETTINGS_ENV, Settings
 from ..service import apps as app_rules
 from ..storage import App, Storage
 from ._common import curl_example, db_option, with_storage
+from .declared import app_options, apply_declared, print_declared
 from .state import emulator_options, start_emulator
 
 
@@ -66,14 +67,17 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
               help="Serve HTTPS with this certificate (PEM, chain included).")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
               help="The private key of --tls-cert (PEM).")
+@app_options  # --app, --dev-app (TIMSERVER_APPS): apps declared before listening
 @emulator_options  # --faults, --seed, --seed-sdkappid, --clock-offset, --throttle-hints
 def serve(host: str, port: int, db: str, workers: int, body_timeout: float, deadline: float,
           header_timeout: float, access_log: bool,
           log_level: str, log_format: str, redis_url: str | None, tls_mode: str | None,
           tls_cert: str | None, tls_key: str | None,
-          console: bool = True, console_bind: str | None = None, **emulator: Any) -> None:
+          console: bool = True, console_bind: str | None = None,
+          declared: list[Any] | None = None, dev_app: bool = False, **emulator: Any) -> None:
     """Serve the REST API (POST /v4/{servicename}/{command})."""
     ssl = _tls_files(tls_mode, tls_cert, tls_key)
+    declared_now = apply_declared(db, declared or [], dev_app)  # a declared app is the first
     created, apps = with_storage(db, _first_app)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     scheme = "https" if ssl else "http"
@@ -93,6 +97,7 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
         listed = ", ".join(f"{a.sdkappid} ({a.edition})" for a in apps[:5])
         click.echo(f"Apps: {listed}{' ...' if len(apps) > 5 else ''}")
         click.echo(f"`timserver app show {apps[0].sdkappid}` prints its key and a curl command.")
+    print_declared(declared_now, base)
     click.echo(f"OpenAPI document: {base}/openapi.json")
     token = web_console.console_token() if console else None
     if token:
