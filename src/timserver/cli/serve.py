@@ -21,6 +21,7 @@ from ..service import apps as app_rules
 from ..storage import App, Storage
 from ._common import curl_example, db_option, with_storage
 from .declared import app_options, apply_declared, print_declared
+from .portable import export_on_exit, import_at_start, portable_options
 from .state import emulator_options, start_emulator
 
 
@@ -68,6 +69,7 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
               help="The private key of --tls-cert (PEM).")
 @app_options  # --app, --dev-app (TIMSERVER_APPS): apps declared before listening
+@portable_options  # --import FILE, --export-on-exit FILE (timserver.portable)
 @emulator_options  # --faults, --seed, --seed-sdkappid, --clock-offset, --throttle-hints
 def serve(host: str, port: int, db: str, workers: int, body_timeout: float, deadline: float,
           header_timeout: float, access_log: bool,
@@ -77,6 +79,7 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
           declared: list[Any] | None = None, dev_app: bool = False, **emulator: Any) -> None:
     """Serve the REST API (POST /v4/{servicename}/{command})."""
     ssl = _tls_files(tls_mode, tls_cert, tls_key)
+    import_at_start(db, emulator)  # serve --import: before declared apps, which then win
     declared_now = apply_declared(db, declared or [], dev_app)  # a declared app is the first
     created, apps = with_storage(db, _first_app)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
@@ -125,7 +128,8 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
     os.environ[httpguard.HEADER_TIMEOUT_ENV] = str(header_timeout)  # read by every worker
     try:
-        _run(host, port, workers, log_level, ssl)
+        with export_on_exit(db, emulator):  # serve --export-on-exit: after the last answer
+            _run(host, port, workers, log_level, ssl)
     finally:
         if shared:
             shutil.rmtree(shared, ignore_errors=True)
