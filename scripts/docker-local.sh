@@ -94,7 +94,7 @@ start() {
 }
 
 stop() {
-  [ -f "$PIDFILE" ] || { say "no daemon of ours runs"; unmount_left; return 0; }
+  [ -f "$PIDFILE" ] || { say "no daemon of ours runs"; left_behind; return 0; }
   local pid
   pid=$(cat "$PIDFILE")
   if kill "$pid" 2>/dev/null; then
@@ -110,15 +110,19 @@ stop() {
     fi
   fi
   rm -f "$PIDFILE"
-  unmount_left
+  left_behind
 }
 
-# What the daemon leaves mounted under our run folder (its network namespace's handle).
-unmount_left() {
+# What a stopped daemon leaves: mounts under our run folder (its network namespace's handle),
+# and its bridge when it is ours (it carries our address). The next start makes them again.
+left_behind() {
   local mounted
   for mounted in $(awk -v run="$RUN/" 'index($2, run) == 1 {print $2}' /proc/mounts | sort -r); do
     umount "$mounted" 2>/dev/null || umount -l "$mounted" 2>/dev/null || true
   done
+  if ip -4 addr show docker0 2>/dev/null | grep -q "inet ${BRIDGE_IP} "; then
+    ip link delete docker0 2>/dev/null || true
+  fi
 }
 
 # The mirror apt uses on this machine (deb822 sources first, then the one-line format).

@@ -3,7 +3,9 @@
 ``scripts/docker-local.sh`` installs Debian's docker.io and debootstrap when missing, starts a
 Docker daemon of its own, makes a local ``debian:bookworm-slim`` with debootstrap (Docker Hub is
 not reachable here) and builds the image; this test then runs it as README says and drives it over
-HTTP. It needs root (apt-get, dockerd); without root, or where no daemon can start, it skips
+HTTP: the banner's curl, an import and a check, the health check, a restart that keeps the
+accounts in the volume, and the state written by ``--export-on-exit`` on ``docker stop``. It
+needs root (apt-get, dockerd); without root, or where no daemon can start, it skips
 saying why. The first run takes a few minutes (debootstrap, apt and pip inside the build); later
 ones reuse ~/.cache/timserver-docker and take well under a minute.
 """
@@ -195,7 +197,9 @@ def test_image_serves_keeps_accounts_in_its_volume_and_reports_health(
         docker(docker_env, "stop", "--time", "15", first, timeout=40)
         docker(docker_env, "run", "-d", "--name", second, "-p", f"127.0.0.1:{port}:8080",
                "-v", f"{volume}:/data",
-               "-e", f"TIMSERVER_APPS={DECLARED.sdkappid}:{DECLARED.key}:ops", IMAGE)
+               "-e", f"TIMSERVER_APPS={DECLARED.sdkappid}:{DECLARED.key}:ops", IMAGE,
+               "serve", "--host", "0.0.0.0", "--port", "8080",
+               "--export-on-exit", "/data/state.jsonl")
         wait_healthz(base_url)
         assert statuses(base_url, DEV_APP, "alice", "bob", "carol") == [
             "Imported", "Imported", "NotImported"]
@@ -204,6 +208,17 @@ def test_image_serves_keeps_accounts_in_its_volume_and_reports_health(
         assert "Well-known development app (developer edition, unchanged" in logs
         assert f"Declared app {DECLARED.sdkappid} (developer, admins ops): created." in logs
         assert DECLARED.key not in logs
+
+        # docker stop: the server (PID 1) answers its last call, then writes the state file.
+        docker(docker_env, "stop", "--time", "15", second, timeout=40)
+        state = docker(docker_env, "run", "--rm", "-v", f"{volume}:/data", "--entrypoint",
+                       "sh", IMAGE, "-c", "stat -c %a /data/state.jsonl; cat /data/state.jsonl")
+        mode, *lines = state.stdout.splitlines()
+        assert mode == "600"
+        records = [json.loads(line) for line in lines]
+        assert {(r["sdkappid"], r["user_id"]) for r in records if r["type"] == "account"} >= {
+            (DEV_APP.sdkappid, "alice"), (DEV_APP.sdkappid, "bob"), (DECLARED.sdkappid, "ops")}
+        assert records[-1] == {"type": "end", "records": len(records) - 2}
     finally:
         docker(docker_env, "rm", "-f", first, second, check=False)
         docker(docker_env, "volume", "rm", "-f", volume, check=False)
