@@ -175,8 +175,11 @@ async def export_state(storage: Storage, out: IO[bytes]) -> Counts:
 
 
 def _records(lines: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    """(line number, record) of each non-empty line, decoded and checked for its shape."""
-    for number, line in enumerate(lines, 1):
+    """(line number, record) of each non-empty line, decoded and checked for its shape. A line
+    is read up to ``MAX_LINE`` bytes: a file without line breaks cannot fill the memory."""
+    number = 0
+    while line := lines.readline(MAX_LINE + 1):
+        number += 1
         if len(line) > MAX_LINE:
             raise PortableError(f"line {number}: longer than {MAX_LINE} bytes: not a state file "
                                 "written by `timserver export`")

@@ -115,16 +115,21 @@ def test_sqlite_to_postgres_to_sqlite_exports_are_identical(tmp_path: Path, pg_s
 
 def test_import_updates_an_existing_app_and_keeps_other_accounts(tmp_path: Path) -> None:
     source, target = f"sqlite:///{tmp_path / 's.db'}", f"sqlite:///{tmp_path / 't.db'}"
-    cli("app", "create", "--sdkappid", str(APP_1.sdkappid), "--key", KEY_1, db=source)
-    cli("app", "create", "--sdkappid", str(APP_1.sdkappid), "--key", KEY_2, "--edition", "pro",
-        db=target)
     (tmp_path / "other.txt").write_text("other\n")
-    cli("seed", str(tmp_path / "other.txt"), "--sdkappid", str(APP_1.sdkappid), db=target)
     (tmp_path / "mine.txt").write_text("mine\n")
-    cli("seed", str(tmp_path / "mine.txt"), "--sdkappid", str(APP_1.sdkappid), db=source)
-    cli("export", str(tmp_path / "s.jsonl"), db=source)
-    _import(tmp_path / "s.jsonl", target)
-    shown = json.loads(cli("app", "show", str(APP_1.sdkappid), "--json", db=target).stdout)
+    for args in (("app", "create", "--sdkappid", str(APP_1.sdkappid), "--key", KEY_1,
+                  "--db", source),
+                 ("app", "create", "--sdkappid", str(APP_1.sdkappid), "--key", KEY_2,
+                  "--edition", "pro", "--db", target),
+                 ("seed", str(tmp_path / "other.txt"), "--sdkappid", str(APP_1.sdkappid),
+                  "--db", target),
+                 ("seed", str(tmp_path / "mine.txt"), "--sdkappid", str(APP_1.sdkappid),
+                  "--db", source),
+                 ("export", str(tmp_path / "s.jsonl"), "--db", source),
+                 ("import", str(tmp_path / "s.jsonl"), "--db", target)):
+        assert in_process(*args).exit_code == 0
+    shown = json.loads(in_process("app", "show", str(APP_1.sdkappid), "--json", "--db",
+                                  target).output)
     assert shown["key"] == KEY_1 and shown["edition"] == "developer" and shown["accounts"] == 2
 
 
@@ -171,6 +176,7 @@ def _account(user_id: str) -> str:
      "line 2: app 1400000701: edition must be one of"),
     (lambda lines: [*lines[:4], lines[3].replace('"type":"account"', '"type":"login"'),
                     *lines[4:]], "line 5: Invalid value 'login'"),
+    (lambda lines: [*lines[:4], "x" * 100_000], "line 5: longer than 65536 bytes"),
 ])
 def test_a_bad_file_is_one_error_line_and_changes_nothing(tmp_path: Path, valid_lines: list[str],
                                                           change, message: str) -> None:
@@ -201,15 +207,15 @@ def test_a_cut_short_file_through_the_real_command(tmp_path: Path, valid_lines: 
 
 def test_export_over_an_existing_file_makes_it_private(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'p.db'}"
-    cli("app", "create", db=db)
+    assert in_process("app", "create", "--db", db).exit_code == 0
     target = tmp_path / "state.jsonl"
     target.write_text("old")
     target.chmod(0o644)
-    cli("export", str(target), db=db)
+    assert in_process("export", str(target), "--db", db).exit_code == 0
     assert _mode(target) == 0o600 and target.read_text().startswith('{"type":"timserver-export"')
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
-    missing = cli("export", str(tmp_path / "no" / "such" / "f.jsonl"), db=db, check=False)
-    assert missing.returncode == 1 and "no folder" in missing.stderr
+    missing = in_process("export", str(tmp_path / "no" / "such" / "f.jsonl"), "--db", db)
+    assert missing.exit_code == 1 and "no folder" in missing.output
 
 
 def _check(server: LiveServer, app: App, *user_ids: str) -> list[str]:
@@ -224,10 +230,11 @@ def _check(server: LiveServer, app: App, *user_ids: str) -> list[str]:
 def test_serve_imports_before_listening_and_exports_on_exit(any_live_db: str, tmp_path: Path,
                                                             sig: signal.Signals) -> None:
     source = f"sqlite:///{tmp_path / 'source.db'}"
-    cli("app", "create", "--sdkappid", str(APP_2.sdkappid), "--key", KEY_2, db=source)
     (tmp_path / "users.txt").write_text("seeded\n")
-    cli("seed", str(tmp_path / "users.txt"), "--sdkappid", str(APP_2.sdkappid), db=source)
-    cli("export", str(tmp_path / "in.jsonl"), db=source)
+    for args in (("app", "create", "--sdkappid", str(APP_2.sdkappid), "--key", KEY_2),
+                 ("seed", str(tmp_path / "users.txt"), "--sdkappid", str(APP_2.sdkappid)),
+                 ("export", str(tmp_path / "in.jsonl"))):
+        assert in_process(*args, "--db", source).exit_code == 0
     out = tmp_path / "out.jsonl"
 
     server = LiveServer(any_live_db, "--import", str(tmp_path / "in.jsonl"),
