@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -97,6 +98,22 @@ def docker_env() -> Iterator[dict[str, str]]:
                 _script("stop", 60)
 
 
+def readme_run_command() -> list[str]:
+    """README's ``docker run`` line of the scripts/docker-local.sh recipe, as arguments."""
+    readme = (ROOT / "README.md").read_text()
+    recipe = readme[readme.index("scripts/docker-local.sh all"):]
+    line = next(line for line in recipe.splitlines() if line.startswith("docker run "))
+    return shlex.split(line.split("#")[0])[2:]  # after "docker run"
+
+
+def as_run_here(readme_args: list[str], name: str, port: int, volume: str) -> list[str]:
+    """README's arguments with this test's name, volume, and a free port of the host's loopback
+    (README publishes 8080, which may be taken on a shared machine)."""
+    swap = {"timserver": name, "8080:8080": f"127.0.0.1:{port}:8080",
+            "timserver-data:/data": f"{volume}:/data"}
+    return [swap.get(arg, arg) for arg in readme_args]
+
+
 def docker(env: dict[str, str], *args: str, timeout: float = 60,
            check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(["docker", *args], capture_output=True, text=True, env=env,
@@ -148,9 +165,10 @@ def test_image_serves_keeps_accounts_in_its_volume_and_reports_health(
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     try:
-        # README: docker run -d --name timserver -p 8080:8080 -v timserver-data:/data timserver:local
-        docker(docker_env, "run", "-d", "--name", first, "-p", f"127.0.0.1:{port}:8080",
-               "-v", f"{volume}:/data", IMAGE)
+        readme_args = readme_run_command()
+        assert readme_args == ["-d", "--name", "timserver", "-p", "8080:8080", "-v",
+                               "timserver-data:/data", IMAGE]
+        docker(docker_env, "run", *as_run_here(readme_args, first, port, volume))
         wait_healthz(base_url)
         logs = wait_logged(docker_env, first, "Application startup complete")
         assert f"SDKAppID: {app_rules.DEV_SDKAPPID}" in logs
