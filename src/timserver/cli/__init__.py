@@ -7,6 +7,7 @@ import click
 from .. import __version__
 from . import accounts, app, load, migrate, serve, usersig
 from . import faults as faults_cli
+from . import portable as portable_cli
 from . import state as state_cli
 
 
@@ -28,3 +29,6 @@ main.add_command(state_cli.reset)
 main.add_command(state_cli.seed)
 main.add_command(state_cli.snapshot)
 main.add_command(state_cli.clock)
+# The whole installation as one file (timserver.portable).
+main.add_command(portable_cli.export)
+main.add_command(portable_cli.import_)

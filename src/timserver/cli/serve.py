@@ -20,6 +20,8 @@ from ..server.asgi import SETTINGS_ENV, Settings
 from ..service import apps as app_rules
 from ..storage import App, Storage
 from ._common import curl_example, db_option, with_storage
+from .declared import app_options, apply_declared, print_declared
+from .portable import export_on_exit, import_at_start, portable_options
 from .state import emulator_options, start_emulator
 
 
@@ -70,20 +72,27 @@ async def _first_app(storage: Storage) -> tuple[App | None, list[App]]:
               envvar="TIMSERVER_EMULATOR",
               help="The emulator's powers: any admin UserSig can reset the app, move its clock "
                    "and inject faults. --no-emulator (TIMSERVER_EMULATOR=0) for production.")
+@app_options  # --app, --dev-app (TIMSERVER_APPS): apps declared before listening
+@portable_options  # --import FILE, --export-on-exit FILE (timserver.portable)
 @emulator_options  # --faults, --seed, --seed-sdkappid, --clock-offset, --throttle-hints
 def serve(host: str, port: int, db: str, workers: int, body_timeout: float, deadline: float,
           header_timeout: float, access_log: bool,
           log_level: str, log_format: str, redis_url: str | None, tls_mode: str | None,
           tls_cert: str | None, tls_key: str | None,
           console: bool = True, console_bind: str | None = None, emulator_on: bool = True,
-          **emulator: Any) -> None:
+          declared: list[Any] | None = None, dev_app: bool = False, **emulator: Any) -> None:
     """Serve the REST API (POST /v4/{servicename}/{command})."""
     if not emulator_on:
         given = [flag for flag, key in EMULATOR_ONLY.items() if emulator.get(key) is not None]
         if given:
             raise click.UsageError(f"{given[0]} is an emulator power; it cannot be used with "
                                    "--no-emulator")
+        source = click.get_current_context().get_parameter_source("dev_app")
+        if dev_app and source is not click.core.ParameterSource.COMMANDLINE:
+            dev_app = False  # its key is public: in production only when asked for by name
     ssl = _tls_files(tls_mode, tls_cert, tls_key)
+    import_at_start(db, emulator)  # serve --import: before declared apps, which then win
+    declared_now = apply_declared(db, declared or [], dev_app)  # a declared app is the first
     created, apps = with_storage(db, _first_app)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     scheme = "https" if ssl else "http"
@@ -103,6 +112,7 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
         listed = ", ".join(f"{a.sdkappid} ({a.edition})" for a in apps[:5])
         click.echo(f"Apps: {listed}{' ...' if len(apps) > 5 else ''}")
         click.echo(f"`timserver app show {apps[0].sdkappid}` prints its key and a curl command.")
+    print_declared(declared_now, base)
     click.echo(f"OpenAPI document: {base}/openapi.json")
     token = web_console.console_token() if console else None
     if token:
@@ -137,7 +147,8 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
     os.environ[httpguard.HEADER_TIMEOUT_ENV] = str(header_timeout)  # read by every worker
     try:
-        _run(host, port, workers, log_level, ssl)
+        with export_on_exit(db, emulator):  # serve --export-on-exit: after the last answer
+            _run(host, port, workers, log_level, ssl)
     finally:
         if shared:
             shutil.rmtree(shared, ignore_errors=True)

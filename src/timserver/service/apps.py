@@ -6,9 +6,11 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from ..protocol.commands import BY_NAME, DEFAULT_RATES, MAX_UINT32
-from ..storage import App, Storage
+from ..storage import App, AppExists, Storage
 from .rules import userid_problem
 
 EDITIONS = ("developer", "trial", "pro")
@@ -17,6 +19,7 @@ MAX_ADMINS = 10
 DEFAULT_ADMIN = "administrator"
 MAX_RATE = 1_000_000  # calls/s; the limiter keeps up to RATE timestamps per (app, command)
 _KEY_RE = re.compile(r"[0-9a-fA-F]{64}")
+_DIGITS_RE = re.compile(r"[0-9]{1,10}")
 
 
 class AppConfigError(ValueError):
@@ -111,3 +114,89 @@ class AppDirectory:
             if len(self._apps) > 10_000:  # unknown SDKAppIDs must not grow it without bound
                 self._apps.clear()
             return app
+
+
+# --- declared apps (serve --app, TIMSERVER_APPS) --------------------------------------------------
+
+#: The well-known development app (``serve --dev-app``, on in the container image), so that test
+#: suites in any language can hard-code its credentials. Its key is public: never use it for
+#: anything reachable by others. The key is the hex of "timserver well-known dev app key".
+DEV_SDKAPPID = 1400000000
+DEV_KEY = "74696d7365727665722077656c6c2d6b6e6f776e2064657620617070206b6579"
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """An app as ``SDKAPPID:KEY[:ADMIN[,ADMIN...]][:EDITION]`` declares it; what is left out
+    (``None``) takes the default on creation and is left as it is on an existing app."""
+
+    sdkappid: int
+    key: str
+    admins: tuple[str, ...] | None = None
+    edition: str | None = None
+
+
+DEV_APP = Declared(DEV_SDKAPPID, DEV_KEY)
+
+
+def parse_declared(text: str) -> Declared:
+    """``SDKAPPID:KEY[:ADMIN[,ADMIN...]][:EDITION]``; raises AppConfigError saying what is wrong
+    (the key is never repeated in the message)."""
+    parts = text.split(":")
+    if not 2 <= len(parts) <= 4:
+        raise AppConfigError(
+            f"expected SDKAPPID:KEY[:ADMIN[,ADMIN...]][:EDITION], got {len(parts)} "
+            "':'-separated fields (an admin whose UserID holds ':' or ',' is set with "
+            "`timserver app set-admins`)")
+    sdkappid_text, key = parts[0], parts[1]
+    if not _DIGITS_RE.fullmatch(sdkappid_text):
+        raise AppConfigError(f"SDKAppID {sdkappid_text!r} is not a number")
+    sdkappid = int(sdkappid_text)
+    admins = tuple(dict.fromkeys(parts[2].split(","))) if len(parts) > 2 and parts[2] else None
+    edition = parts[3] if len(parts) > 3 and parts[3] else None
+    try:
+        check_settings(sdkappid=sdkappid, key=key, admins=admins, edition=edition)
+    except AppConfigError as exc:
+        raise AppConfigError(f"app {sdkappid}: {exc}") from None
+    return Declared(sdkappid, key, admins, edition)
+
+
+def check_declared(declared: Sequence[Declared]) -> list[Declared]:
+    """The declarations without repeats; two different ones of one SDKAppID are an error."""
+    seen: dict[int, Declared] = {}
+    for one in declared:
+        if seen.setdefault(one.sdkappid, one) != one:
+            raise AppConfigError(f"app {one.sdkappid} is declared twice, differently")
+    return list(seen.values())
+
+
+async def declare_app(storage: Storage, declared: Declared) -> tuple[App, str]:
+    """Make the app what ``declared`` says: ``(app, "created" | "updated" | "unchanged")``.
+
+    Idempotent: declaring it again changes nothing; another key rotates it.
+    """
+    found = await storage.get_app(declared.sdkappid)
+    if found is None:
+        try:
+            return await create_app(storage, sdkappid=declared.sdkappid, key=declared.key,
+                                    admins=declared.admins or (DEFAULT_ADMIN,),
+                                    edition=declared.edition or "developer"), "created"
+        except AppExists:  # another instance declared it first: make sure it is as declared
+            found = await storage.get_app(declared.sdkappid)
+            if found is None:
+                raise
+    change: dict[str, Any] = {}
+    if found.key != declared.key:
+        change["key"] = declared.key
+    if declared.edition is not None and found.edition != declared.edition:
+        change["edition"] = declared.edition
+    if declared.admins is not None and found.admins != declared.admins:
+        change["admins"] = declared.admins
+    if not change:
+        return found, "unchanged"
+    updated = await storage.update_app(declared.sdkappid, **change)
+    if updated is None:  # deleted in between: nothing in timserver deletes apps, but be exact
+        raise AppConfigError(f"app {declared.sdkappid} vanished while it was declared")
+    if "key" in change:  # a new key is a rotation: its kicks go too (rotate_key)
+        await storage.unkick(declared.sdkappid)
+    return updated, "updated"

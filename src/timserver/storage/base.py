@@ -181,6 +181,23 @@ class Storage(Protocol):
     async def reset_accounts(self, sdkappid: int) -> int:
         """Delete every non-admin account and every kick of the app; returns accounts deleted."""
 
+    # --- portable state (``timserver export`` / ``import``, timserver.portable) ---------------
+    async def list_kicks(self, sdkappid: int, *, after: str = "",
+                         limit: int = 1000) -> list[tuple[str, int]]:
+        """(UserID, kicked_at) of the app's kicks in UserID order, starting after ``after``."""
+
+    async def restore_accounts(self, sdkappid: int, rows: Sequence[Account]) -> int:
+        """Write accounts exactly as given (nick, face_url and created_at replace the stored
+        ones; ``is_admin`` is ignored: admins are the app's) in one transaction; returns how
+        many were created."""
+
+    async def restore_kicks(self, sdkappid: int, rows: Sequence[tuple[str, int]]) -> None:
+        """Set kicks exactly as given, (UserID, kicked_at), in one transaction."""
+
+    async def replace_faults(self, sdkappid: int, rules: Sequence[FaultRecord]) -> None:
+        """Make these the app's fault rules (their spec, remaining, matched and created_at; ids
+        are new), in one transaction; bumps ``emulator_version``."""
+
 
 # --- bulk loading (shared by the implementations of ``Storage.bulk_load``) -----------------------
 

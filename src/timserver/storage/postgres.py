@@ -536,6 +536,63 @@ class PostgresStorage:
         finally:
             self._kicks_changed()
 
+    # --- portable state (timserver.portable) ------------------------------------------------
+    async def list_kicks(self, sdkappid: int, *, after: str = "",
+                         limit: int = 1000) -> list[tuple[str, int]]:
+        rows = await self._run(lambda c: c.fetch(
+            "SELECT user_id, kicked_at FROM kicks WHERE sdkappid = $1 AND user_id > $2 "
+            "ORDER BY user_id LIMIT $3", sdkappid, after, limit))
+        return [(r["user_id"], r["kicked_at"]) for r in rows]
+
+    async def restore_accounts(self, sdkappid: int, rows: Sequence[Account]) -> int:
+        if not rows:
+            return 0
+        ordered = sorted(rows, key=lambda r: r.user_id)  # one lock order, as imports take
+
+        async def work(conn: asyncpg.Connection) -> int:
+            created = await conn.fetchval(
+                "WITH up AS (INSERT INTO accounts (sdkappid, user_id, nick, face_url, created_at) "
+                "SELECT $1, u, n, f, c FROM unnest($2::text[], $3::text[], $4::text[], "
+                "$5::float8[]) AS t(u, n, f, c) "
+                "ON CONFLICT (sdkappid, user_id) DO UPDATE SET nick = excluded.nick, "
+                "face_url = excluded.face_url, created_at = excluded.created_at "
+                "RETURNING (xmax = 0) AS fresh) SELECT count(*) FILTER (WHERE fresh) FROM up",
+                sdkappid, [r.user_id for r in ordered], [r.nick for r in ordered],
+                [r.face_url for r in ordered], [r.created_at for r in ordered])
+            counted = await conn.execute("UPDATE apps SET account_count = account_count + $1 "
+                                         "WHERE sdkappid = $2", created, sdkappid)
+            if counted != "UPDATE 1":
+                raise StorageError(f"no app with SDKAppID {sdkappid}")
+            return created
+        return await self._run(work, write=True)
+
+    async def restore_kicks(self, sdkappid: int, rows: Sequence[tuple[str, int]]) -> None:
+        if not rows:
+            return
+
+        async def work(conn: asyncpg.Connection) -> None:
+            ordered = sorted(rows)
+            await conn.execute(
+                "INSERT INTO kicks (sdkappid, user_id, kicked_at) "
+                "SELECT $1, u, k FROM unnest($2::text[], $3::bigint[]) AS t(u, k) "
+                "ON CONFLICT (sdkappid, user_id) DO UPDATE SET kicked_at = excluded.kicked_at",
+                sdkappid, [u for u, _ in ordered], [k for _, k in ordered])
+            await conn.execute(f"NOTIFY {_KICKS_CHANNEL}")  # delivered at commit
+        try:
+            await self._run(work, write=True)
+        finally:
+            self._kicks_changed()
+
+    async def replace_faults(self, sdkappid: int, rules: Sequence[FaultRecord]) -> None:
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute("DELETE FROM fault_rules WHERE sdkappid = $1", sdkappid)
+            await conn.executemany(
+                "INSERT INTO fault_rules (sdkappid, spec, remaining, matched, created_at) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                [(sdkappid, r.spec, r.remaining, r.matched, r.created_at) for r in rules])
+            await _bump_emulator_version(conn)
+        await self._run(work, write=True)
+
 
 async def _set_admins(conn: asyncpg.Connection, sdkappid: int, admins: Sequence[str]) -> None:
     """Make exactly ``admins`` the admin accounts of the app, keeping account_count exact."""

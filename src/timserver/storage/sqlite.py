@@ -674,6 +674,50 @@ class SQLiteStorage:
             return deleted
         return await self._write(write)
 
+    # --- portable state (timserver.portable) ------------------------------------------------
+    async def list_kicks(self, sdkappid: int, *, after: str = "",
+                         limit: int = 1000) -> list[tuple[str, int]]:
+        return [(uid, at) for uid, at in self._read(
+            "SELECT user_id, kicked_at FROM kicks WHERE sdkappid = ? AND user_id > ? "
+            "ORDER BY user_id LIMIT ?", (sdkappid, after, limit))]
+
+    async def restore_accounts(self, sdkappid: int, rows: Sequence[Account]) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO accounts (sdkappid, user_id, nick, face_url, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sdkappid, user_id) DO NOTHING",
+                [(sdkappid, r.user_id, r.nick, r.face_url, r.created_at) for r in rows])
+            created = conn.total_changes - before
+            conn.executemany(
+                "UPDATE accounts SET nick = ?, face_url = ?, created_at = ? "
+                "WHERE sdkappid = ? AND user_id = ?",
+                [(r.nick, r.face_url, r.created_at, sdkappid, r.user_id) for r in rows])
+            if not conn.execute("UPDATE apps SET account_count = account_count + ? "
+                                "WHERE sdkappid = ?", (created, sdkappid)).rowcount:
+                raise StorageError(f"no app with SDKAppID {sdkappid}")
+            return created
+        return await self._write(write) if rows else 0
+
+    async def restore_kicks(self, sdkappid: int, rows: Sequence[tuple[str, int]]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO kicks (sdkappid, user_id, kicked_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (sdkappid, user_id) DO UPDATE SET kicked_at = excluded.kicked_at",
+                [(sdkappid, uid, at) for uid, at in rows])
+        if rows:
+            await self._write(write)
+
+    async def replace_faults(self, sdkappid: int, rules: Sequence[FaultRecord]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM fault_rules WHERE sdkappid = ?", (sdkappid,))
+            conn.executemany(
+                "INSERT INTO fault_rules (sdkappid, spec, remaining, matched, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(sdkappid, r.spec, r.remaining, r.matched, r.created_at) for r in rules])
+            _bump_emulator_version(conn)
+        await self._write(write)
+
 
 _FAULT_COLUMNS = "id, sdkappid, spec, remaining, matched, created_at"
 
