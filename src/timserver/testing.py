@@ -233,10 +233,12 @@ class TimServer:
         body = {} if rule_id is None else {"Id": rule_id}
         return self.control("POST", "/_timserver/faults/clear", body)["Deleted"]
 
-    def reset(self, *, faults: bool = True, clock: bool = True) -> dict[str, Any]:
-        """Empty the app (accounts, kicks, rate windows; fault rules and clock offset too by
-        default)."""
-        return self.control("POST", "/_timserver/reset", {"Faults": faults, "Clock": clock})
+    def reset(self, *, faults: bool = True, clock: bool = True,
+              kicks: bool = False) -> dict[str, Any]:
+        """Empty the app (accounts, their kicks, rate windows; fault rules and clock offset too
+        by default; the admins' kicks too with ``kicks``: the fixture's start of a test)."""
+        body = {"Faults": faults, "Clock": clock, **({"Kicks": True} if kicks else {})}
+        return self.control("POST", "/_timserver/reset", body)
 
     def set_clock(self, offset: float) -> dict[str, Any]:
         return self.control("POST", "/_timserver/clock", {"Offset": offset})
@@ -317,5 +319,5 @@ if pytest is not None:
     def tim_server(tim_server_session: TimServer) -> TimServer:
         """The session's timserver, reset before the test: no accounts but the admin, no kicks,
         no fault rules, the real clock, empty rate-limit windows."""
-        tim_server_session.reset()
+        tim_server_session.reset(kicks=True)
         return tim_server_session

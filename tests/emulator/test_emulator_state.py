@@ -35,7 +35,8 @@ def rows(server: TimServer) -> dict[str, tuple[Any, Any]]:
 # --- reset -----------------------------------------------------------------------------------------
 
 
-def test_reset_empties_accounts_kicks_rules_and_clock(tim_server: TimServer) -> None:
+def test_reset_empties_accounts_rules_and_clock_and_keeps_admins_kicks(
+        tim_server: TimServer) -> None:
     tim_server.call("multiaccount_import", {"Accounts": ["amy", "bob"]})
     old_sig = tim_server.usersig()
     assert tim_server.call("kick", {"UserID": "administrator"})["ErrorCode"] == 0
@@ -45,8 +46,11 @@ def test_reset_empties_accounts_kicks_rules_and_clock(tim_server: TimServer) -> 
     tim_server.set_clock(5)
     done = tim_server.reset()
     assert done["DeletedAccounts"] == 2 and done["DeletedRules"] == 1
+    new_sig = tim_server.usersig(now=int(time.time()) + 2)  # signed after the kick
     assert status(tim_server, "amy", "bob", "administrator",
-                  sig=old_sig) == ["NotImported", "NotImported", "Imported"]  # kick forgotten
+                  sig=new_sig) == ["NotImported", "NotImported", "Imported"]
+    assert tim_server.call("account_check", {"CheckItem": [{"UserID": "amy"}]},
+                           usersig=old_sig)["ErrorCode"] == 70005  # the admin's kick stayed
     assert tim_server.faults() == []
     assert tim_server.control("GET", "/_timserver/clock")["Offset"] == 0
 

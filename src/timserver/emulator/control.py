@@ -7,7 +7,8 @@ and touches its own rules and data:
     GET  /_timserver/faults           the app's fault rules            → {"Rules": [...]}
     POST /_timserver/faults           add one rule (its JSON form)     → {"Rule": {...}}
     POST /_timserver/faults/clear     {} all rules, or {"Id": N} one   → {"Deleted": n}
-    POST /_timserver/reset            {} accounts and kicks; "Faults": true, "Clock": true too
+    POST /_timserver/reset            {} accounts and their kicks; "Faults", "Clock", "Kicks"
+                                      (the admins' kicks too): true for those as well
     GET  /_timserver/clock            the app's clock      → {"Offset", "ServerOffset", "Now", ...}
     POST /_timserver/clock            {"Offset": s} or {"Advance": s}: the app's own offset only
 
@@ -82,10 +83,10 @@ def control_endpoints(plugin: EmulatorPlugin) -> list[Endpoint]:
 
     async def reset(call: EndpointCall) -> dict[str, Any]:
         body = await call.json(MAX_BODY_BYTES)
-        _only(body, "Faults", "Clock")
+        _only(body, "Faults", "Clock", "Kicks")
         app = app_of(call)
         done = await state.reset_app(storage, app.sdkappid, faults=_flag(body, "Faults"),
-                                     clock=_flag(body, "Clock"))
+                                     clock=_flag(body, "Clock"), kicks=_flag(body, "Kicks"))
         await emulator.forget_rates(app.sdkappid)
         await emulator.refresh(force=True)  # this process's own change, at once
         return done

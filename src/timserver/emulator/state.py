@@ -115,11 +115,15 @@ def bounded(seconds: float) -> float:
 
 
 async def reset_app(storage: Storage, sdkappid: int, *, faults: bool = False,
-                    clock: bool = False) -> dict[str, Any]:
-    """Empty an app: its accounts (admins stay) and kicks; its fault rules and its own clock
-    offset when asked (the server-wide offset is the operator's: it stays). Returns what was
-    done, for the answer."""
+                    clock: bool = False, kicks: bool = False) -> dict[str, Any]:
+    """Empty an app: its accounts and their kicks (admins stay, with their kicks: a revoked
+    admin UserSig stays revoked); its fault rules, its own clock offset and its admins' kicks
+    when asked (the server-wide offset is the operator's: it stays). Returns what was done, for
+    the answer. Only a valid admin UserSig can ask, so ``kicks`` revives no revoked one for a
+    caller who holds nothing else."""
     done: dict[str, Any] = {"DeletedAccounts": await storage.reset_accounts(sdkappid)}
+    if kicks:
+        done["ForgottenKicks"] = await storage.unkick(sdkappid)
     if faults:
         done["DeletedRules"] = await storage.delete_faults(sdkappid)
     if clock:
@@ -212,12 +216,13 @@ class Emulator:
     """
 
     def __init__(self, storage: Storage, clock: Clock, limiter: object | None = None, *,
-                 deadline: float = 3.0, base_offset: float = 0.0) -> None:
+                 deadline: float = 3.0, base_offset: float | None = None) -> None:
         self.storage = storage
         self.deadline = deadline
         self.clock = clock
-        self.base_offset = base_offset  # serve --clock-offset, under the database's offset
-        clock.set_offsets(bounded(base_offset), {})
+        # serve --clock-offset, under the database's offset (by default: the clock's own)
+        self.base_offset = clock.offset if base_offset is None else base_offset
+        clock.set_offsets(bounded(self.base_offset), {})
         self.limiter = limiter
         self.offset = 0.0  # the stored server-wide offset
         self.app_offsets: dict[int, float] = {}  # each app's own offset, where it has one

@@ -18,7 +18,7 @@ def transport_of(send: Any) -> Any | None:
     """The asyncio transport behind uvicorn's ``send``, or None elsewhere (a test transport)."""
     cycle = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    return transport if isinstance(transport, asyncio.BaseTransport) else None
+    return transport if callable(getattr(transport, "abort", None)) else None  # asyncio's, uvloop's
 
 
 async def abort(send: Any) -> bool:
