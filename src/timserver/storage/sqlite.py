@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from .. import private
 from ._migrations import scripts
 from .base import (
     Account,
@@ -286,7 +287,15 @@ class SQLiteStorage:
 
     # --- life cycle ---------------------------------------------------------------------------
     async def open(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # The file holds every app's key: 0600 in a 0700 folder. SQLite gives the -wal and
+        # -shm files it creates later the permissions of the database file.
+        try:
+            private.make_folder(Path(self.path).parent)
+            private.create_file(self.path)
+            for suffix in ("-wal", "-shm"):
+                private.restrict(self.path + suffix)
+        except OSError as exc:
+            raise StorageError(f"cannot create SQLite database {self.path}: {exc.strerror}") from exc
         try:
             self._writer = _Writer(self.path)
             self._reader = _connect(self.path)
