@@ -43,6 +43,7 @@ class BlackholeProxy:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.flows: list[dict[str, Any]] = []
+        self.swallow_next_listen = False  # blackhole the next flow as soon as it sends LISTEN
         self.server = self._call(asyncio.start_server(self._flow, "127.0.0.1", 0))
         self.port = self.server.sockets[0].getsockname()[1]
 
@@ -59,6 +60,9 @@ class BlackholeProxy:
                 while data := await src.read(65536):
                     if outbound and b"LISTEN" in data:
                         flow["listen"] = True
+                        if self.swallow_next_listen:
+                            self.swallow_next_listen = False
+                            flow["dead"] = True
                     if not flow["dead"]:
                         dst.write(data)
                         await dst.drain()
@@ -170,6 +174,15 @@ def test_a_silently_dead_listen_connection_is_noticed_and_nothing_stays_stale(
                 assert proxy.blackhole_listeners() == 1
                 _until(lambda: ready()["checks"].get("listener") is False)
                 _until(lambda: ready()["checks"].get("listener") is True)
+
+                # 5. The new LISTEN connection goes silent while it is being set up: the set-up
+                # gives up in time and the next one takes its place.
+                proxy.swallow_next_listen = True
+                assert proxy.blackhole_listeners() == 1
+                _until(lambda: ready()["checks"].get("listener") is False)
+                figures["relisten_after_a_silent_setup_s"] = _until(
+                    lambda: ready()["checks"].get("listener") is True, bound=BOUND + 6)
+                assert not proxy.swallow_next_listen  # the set-up did meet the blackhole
         finally:
             server.stop()
             proxy.close()

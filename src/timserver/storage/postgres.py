@@ -199,13 +199,20 @@ class PostgresStorage:
 
     async def _listen(self) -> bool:
         """Hold a LISTEN connection (with its heartbeat); False if it cannot be made now."""
+        conn = None
         try:
-            conn = await asyncpg.connect(self.url, timeout=5, connection_class=_Connection)
-            await conn.add_listener(_CHANNEL, self._on_notify)
-            await conn.add_listener(_KICKS_CHANNEL, self._on_kicks_notify)
+            # The whole set-up is bounded: a connection that goes silent between its LISTENs
+            # would otherwise hold the reconnection for ever (add_listener has no timeout).
+            async with asyncio.timeout(5):
+                conn = await asyncpg.connect(self.url, timeout=5, connection_class=_Connection)
+                await conn.add_listener(_CHANNEL, self._on_notify)
+                await conn.add_listener(_KICKS_CHANNEL, self._on_kicks_notify)
             conn.add_termination_listener(self._on_listener_lost)
         except _DRIVER_ERRORS as exc:
-            log.warning("cannot LISTEN for app changes (%s); reading apps_version per call", exc)
+            log.warning("cannot LISTEN for app changes (%s); reading apps_version per call",
+                        exc or exc.__class__.__name__)
+            if conn is not None:
+                conn.terminate()
             self._listener = None
             return False
         self._listener = conn
