@@ -94,6 +94,10 @@ class BlackholeProxy:
             for flow in self.flows:
                 for w in flow["writers"]:
                     w.close()
+            flows = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in flows:
+                task.cancel()
+            await asyncio.gather(*flows, return_exceptions=True)
         self._call(stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
