@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import msgspec
 
+from .. import private
 from ..protocol.commands import BY_NAME
 
 if TYPE_CHECKING:
@@ -133,11 +134,12 @@ class Journal:
         journal = cls(path, header)
         if path is None:
             return journal
+        # Owner only (0600): the state names accounts (UserIDs of failed batches).
         if resume and path.exists():
             journal._read(path)
-            journal._file = path.open("a", encoding="utf-8")
+            journal._file = private.open_private(path, "a", encoding="utf-8")
         else:
-            journal._file = path.open("w", encoding="utf-8")
+            journal._file = private.open_private(path, "w", encoding="utf-8")
             journal._write(header)
         return journal
 

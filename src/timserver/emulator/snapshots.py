@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import private
 from ..storage.sqlite import path_from_url
 
 DATA_TABLES = ("apps", "accounts", "kicks")
@@ -111,11 +112,17 @@ def save(url: str, name: str, *, overwrite: bool = False) -> SnapshotInfo:
     database = _database(url)
     if target.exists() and not overwrite:
         raise SnapshotError(f"snapshot {name!r} exists already (use --force to replace it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     conn = _connect(database)
     try:
+        # A snapshot holds the apps' keys: 0600 in a 0700 folder. VACUUM INTO fills an empty
+        # file that exists (it would create a missing one with the umask's permissions).
+        private.make_folder(target.parent)
+        private.create_file(partial)
         conn.execute("VACUUM INTO ?", (str(partial),))
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise SnapshotError(f"cannot save snapshot {name!r}: {exc.strerror}") from None
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
         raise SnapshotError(f"cannot save snapshot {name!r}: {exc}") from None

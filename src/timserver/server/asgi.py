@@ -107,12 +107,15 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
         return JSONResponse({"status": "ok", "mode": mode})
 
     async def readyz(request: Request) -> Response:
-        """503 until the database (and Redis, when configured) answer."""
-        checks = {"database": await _database_ready(storage)}
+        """503 while the database does not answer or its last write failed; else 200, with
+        status "degraded" while a check that calls can do without fails (Redis: limits are
+        per instance; PostgreSQL's LISTEN: versions are read per call). docs/deploy.md."""
+        checks = {"database": await _database_ready(storage), **await _storage_health(storage)}
         if isinstance(limiter, RedisLimiter):
             checks["redis"] = await limiter.ping()
-        ready = all(checks.values())
-        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+        ready = checks["database"] and checks.get("writes", True)
+        status = "unavailable" if not ready else "ready" if all(checks.values()) else "degraded"
+        return JSONResponse({"status": status, "checks": checks},
                             status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
@@ -215,6 +218,18 @@ def configure_logging(settings: Settings) -> None:
     """Per process (workers are spawned): timserver's own lines to stderr, at the chosen level."""
     observability.configure_logging(settings.log_level, settings.log_format)
     logging.getLogger("timserver.access").disabled = not settings.access_log
+
+
+async def _storage_health(storage: Storage) -> dict[str, bool]:
+    """The storage's own checks (``writes``, ``listener``), when it has any."""
+    health = getattr(storage, "health", None)
+    if health is None:
+        return {}
+    try:
+        async with asyncio.timeout(2):
+            return dict(await health())
+    except Exception:
+        return {}  # the database check says what is wrong
 
 
 async def _database_ready(storage: Storage) -> bool:

@@ -10,9 +10,11 @@ timer is the keep-alive timeout, armed after a response and not before the first
 * **a head deadline**: the request line and headers must arrive within a time limit
   (``serve --header-timeout``, default 10 s) of the connection, or of the first byte of the next
   request on a kept-alive connection; otherwise 408 and the connection is closed;
-* **a head size cap**: more than ``MAX_HEAD_BYTES`` (64 KiB) without the end of the headers is
-  answered 431 and the connection is closed, so a connection holds at most that much (plus one
-  read) of header;
+* **a head size cap**: a request line and headers over ``MAX_HEAD_BYTES`` (64 KiB) are answered
+  431 and the connection is closed, whether the head arrived in one read or in many; a head
+  still unfinished is measured by the bytes received since it began, a finished one by what
+  the parser read (so a connection holds at most 64 KiB of head, plus one read only when the
+  head began in the same read as the end of a pipelined request before it);
 * **no endless bodies after the answer**: when a request is answered before its body has
   arrived (an endpoint that reads no body, a call refused before its body is read), the rest of
   the body must arrive within the same time limit, or the connection is closed (uvicorn
@@ -48,6 +50,15 @@ def head_timeout() -> float:
     return value if value > 0 else DEFAULT_HEAD_TIMEOUT
 
 
+class _HeadTooLarge(Exception):
+    """Raised in a parser callback to stop parsing a finished head that is over the cap."""
+
+
+def _parsed_head_bytes(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """The size of what the parser has read of a head: its target and whole header lines."""
+    return len(url) + sum(len(name) + len(value) + 4 for name, value in headers)
+
+
 def _plain(status: bytes, text: str) -> bytes:
     body = text.encode("ascii")
     return (b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -64,6 +75,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._head_began = False  # the current head began in the chunk being fed
+        self._completed_in_chunk = False  # a request ended in the chunk being fed
+        self._head_after_completion = False  # ...before the current head began in it
+        self._head_too_large = False
         self._running: Any = None  # the request whose ASGI task runs (not always self.cycle)
         self._drain_timer: asyncio.TimerHandle | None = None  # the rest of an answered body
         self._timeout = head_timeout()
@@ -122,8 +136,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
+        if self._head_too_large:  # the parser stopped on our _HeadTooLarge
+            self._refuse_head()
+            return
         self._abandon_running()
         super().send_400_response(msg)
+
+    def _refuse_head(self) -> None:
+        self._refuse(_plain(b"431 Request Header Fields Too Large",
+                            f"The request line and headers exceed {MAX_HEAD_BYTES} bytes."))
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         self._running = cycle
@@ -131,26 +152,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._head_began = False
+        self._completed_in_chunk = False
         super().data_received(data)
         if self._in_head and self.parser is not None and not self.transport.is_closing():
-            # Count what arrived while the head is unfinished. The chunk in which a head began
-            # may hold a previous request's body, so it is not counted: the bound is then this
-            # cap plus one read.
+            # Count what arrived while the head is unfinished. A chunk in which a head began
+            # holds only that head, unless a request ended in it before (pipelining): then
+            # only what the parser has read of the head is known to be head.
             if not self._head_began:
                 self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse(_plain(b"431 Request Header Fields Too Large",
-                                    f"The request line and headers exceed {MAX_HEAD_BYTES} bytes."))
+            elif not self._head_after_completion:
+                self._head_bytes = len(data)
+            if max(self._head_bytes, _parsed_head_bytes(self.url, self.headers)) > MAX_HEAD_BYTES:
+                self._refuse_head()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._start_head()
+        self._head_after_completion = self._completed_in_chunk
 
     def on_headers_complete(self) -> None:
+        # A head that arrived whole in one read is measured here, before the app sees it.
+        if _parsed_head_bytes(self.url, self.headers) > MAX_HEAD_BYTES:
+            self._head_too_large = True
+            raise _HeadTooLarge  # the parser stops; uvicorn then calls send_400_response
         self._end_head()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._completed_in_chunk = True
         self._end_drain()
         super().on_message_complete()
 

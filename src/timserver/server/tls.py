@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .. import private
 
 HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -30,8 +31,7 @@ class SelfSigned:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
+    with private.open_private(path, "wb") as f:
         f.write(data)
 
 
@@ -44,8 +44,10 @@ def ensure_self_signed(folder: Path) -> SelfSigned:
     """The local CA and server certificate in ``folder``, created on first use."""
     files = SelfSigned(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem")
     if files.ca_cert.exists() and files.cert.exists() and files.key.exists():
+        for path in (files.ca_cert, files.cert, files.key):
+            private.restrict(path)
         return files
-    folder.mkdir(parents=True, exist_ok=True)
+    private.make_folder(folder)  # 0700, and the data folder above it if it is new
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("timserver local CA")
@@ -79,8 +81,8 @@ def ensure_self_signed(folder: Path) -> SelfSigned:
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
-    files.ca_cert.write_bytes(ca_cert.public_bytes(pem))
-    files.cert.write_bytes(cert.public_bytes(pem))
+    _write_private(files.ca_cert, ca_cert.public_bytes(pem))  # owner only, as all of the folder
+    _write_private(files.cert, cert.public_bytes(pem))
     _write_private(files.key, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                 serialization.NoEncryption()))
     # The CA's key is not kept: nothing else can ever be signed with it.

@@ -13,6 +13,9 @@ Three homes for the log, one semantics (``acquire(key, rate) -> Decision``):
 * ``RedisLimiter``: a Redis sorted set per key, one Lua script (one round trip) per call, timed by
   Redis's own clock: exact across any number of instances. While Redis is unreachable it falls back
   to a local limiter (logged, and counted in the metrics) and returns to Redis when it answers.
+  The fallback is a circuit breaker: after one failure or timeout, calls use the local limiter at
+  once (no call waits for a Redis that accepts connections and never answers) while a background
+  probe pings Redis every ``PROBE_EVERY`` seconds; its first answer closes the breaker.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any, Protocol
 log = logging.getLogger("timserver.ratelimit")
 
 WINDOW = 1.0
+PROBE_EVERY = 0.5  # seconds between two pings of a Redis that failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +157,11 @@ return {0, 0, tonumber(oldest[2]) + window - now}
 
 
 class RedisLimiter:
-    """The sliding log in Redis: exact across instances; falls back locally while Redis is down."""
+    """The sliding log in Redis: exact across instances. After a failure it serves from a local
+    limiter (the breaker is open) until a background ping gets an answer."""
 
     def __init__(self, url: str, *, fallback: RateLimiter | None = None,
-                 window: float = WINDOW, timeout: float = 0.5,
+                 window: float = WINDOW, timeout: float = 0.5, probe_every: float = PROBE_EVERY,
                  on_fallback: Callable[[bool], None] | None = None) -> None:
         import redis.asyncio as aioredis
 
@@ -170,12 +175,16 @@ class RedisLimiter:
         self._member = f"{os.getpid()}-{id(self):x}-"
         self._counter = 0
         self._timeout = timeout
-        self.degraded = False
+        self._probe_every = probe_every
+        self._probe: asyncio.Task[None] | None = None
+        self.degraded = False  # the breaker is open: limits are this instance's own
         self._on_fallback = on_fallback
 
     async def acquire(self, key: Hashable, rate: int) -> Decision:
         if rate <= 0:
             return UNLIMITED
+        if self.degraded:  # the breaker is open: no call waits for Redis
+            return await self._fallback.acquire(key, rate)
         self._counter += 1
         try:
             async with asyncio.timeout(self._timeout):
@@ -183,18 +192,26 @@ class RedisLimiter:
                     keys=[self._key(key)],
                     args=[rate, int(self.window * 1_000_000), f"{self._member}{self._counter}"])
         except Exception as exc:  # any Redis or network failure: keep serving, locally
-            self._degrade(exc)
+            self._degrade(exc.__class__.__name__)
             return await self._fallback.acquire(key, rate)
-        self._recover()
         return Decision(bool(allowed), rate, int(remaining), max(0.0, int(wait_us) / 1_000_000))
 
-    def _degrade(self, exc: Exception) -> None:
+    def _degrade(self, why: str) -> None:
         if not self.degraded:
             log.warning("Redis is unreachable (%s): rate limits fall back to this instance's own "
-                        "counters until it answers again", exc.__class__.__name__)
+                        "counters until it answers again (pinged every %g s)", why,
+                        self._probe_every)
             self.degraded = True
             if self._on_fallback:
                 self._on_fallback(True)
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._probing())
+
+    async def _probing(self) -> None:
+        while self.degraded:
+            await asyncio.sleep(self._probe_every)
+            if await self._answers():
+                self._recover()
 
     def _recover(self) -> None:
         if self.degraded:
@@ -203,26 +220,41 @@ class RedisLimiter:
             if self._on_fallback:
                 self._on_fallback(False)
 
-    async def forget(self, key: Hashable) -> None:
-        """Empty the window of ``key`` everywhere (the emulator's reset)."""
-        if hasattr(self._fallback, "forget"):
-            self._fallback.forget(key)
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._redis.delete(self._key(key))
-        except Exception as exc:
-            self._degrade(exc)
-
-    def _key(self, key: Hashable) -> str:
-        parts = key if isinstance(key, tuple) else (key,)
-        return self._prefix + ":".join(map(str, parts))
-
-    async def ping(self) -> bool:
+    async def _answers(self) -> bool:
         try:
             async with asyncio.timeout(self._timeout):
                 return bool(await self._redis.ping())
         except Exception:
             return False
 
+    async def forget(self, key: Hashable) -> None:
+        """Empty the window of ``key`` everywhere (the emulator's reset)."""
+        if hasattr(self._fallback, "forget"):
+            self._fallback.forget(key)
+        if self.degraded:  # Redis's copy expires with its window anyway
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._redis.delete(self._key(key))
+        except Exception as exc:
+            self._degrade(exc.__class__.__name__)
+
+    def _key(self, key: Hashable) -> str:
+        parts = key if isinstance(key, tuple) else (key,)
+        return self._prefix + ":".join(map(str, parts))
+
+    async def ping(self) -> bool:
+        """Whether Redis serves the limits now (/readyz): False while the breaker is open,
+        without waiting; else a ping, whose failure opens it."""
+        if self.degraded:
+            return False
+        if await self._answers():
+            return True
+        self._degrade("no answer to a ping")
+        return False
+
     async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
         await self._redis.aclose()

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from .. import private
 from ._migrations import scripts
 from .base import (
     Account,
@@ -48,6 +49,12 @@ _MAX_GROUP = 256  # writes committed together at most
 _BUSY_TIMEOUT_MS = 5000
 _BULK_CACHE_KIB = 256 * 1024  # page cache of the writer during a bulk load
 _MEMO_ROWS = 10_000  # reads kept until the next commit (versions, kicks of each identifier)
+WRITE_PROBE_AFTER = 5.0  # seconds after a failed write before /readyz tries a write of its own
+
+
+class _WriteFailed(StorageError):
+    """The database failed a write (disk full, I/O error, locked for too long...), as opposed
+    to a write refused for what it asked (a constraint): readiness follows the first kind."""
 
 
 def path_from_url(url: str) -> str:
@@ -211,10 +218,14 @@ class _Writer:
                 try:
                     result = fn(conn)
                 except Exception as exc:  # this write alone is undone; the others go on
+                    if not conn.in_transaction:  # SQLite undid them all (disk full, I/O error)
+                        raise
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
-                    if isinstance(exc, sqlite3.Error):
+                    if isinstance(exc, sqlite3.IntegrityError):
                         exc = StorageError(f"SQLite: {exc}")
+                    elif isinstance(exc, sqlite3.Error):
+                        exc = _WriteFailed(f"SQLite: {exc}")
                     outcomes.append((False, exc))
                 else:
                     conn.execute("RELEASE job")
@@ -226,7 +237,7 @@ class _Writer:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-            error = StorageError(f"SQLite commit failed: {exc}")
+            error = _WriteFailed(f"SQLite commit failed: {exc}")
             outcomes = [(False, error)] * len(jobs)
         for (_, loop, future), outcome in zip(jobs, outcomes, strict=True):
             try:
@@ -283,10 +294,19 @@ class SQLiteStorage:
         self._snapshot_epoch = -1  # the reader's open read transaction, taken at this epoch
         self._snapshot_timer: asyncio.TimerHandle | None = None
         self._snapshot_loop: asyncio.AbstractEventLoop | None = None
+        self._write_failed_at: float | None = None  # the last write failed then (monotonic)
 
     # --- life cycle ---------------------------------------------------------------------------
     async def open(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # The file holds every app's key: 0600 in a 0700 folder. SQLite gives the -wal and
+        # -shm files it creates later the permissions of the database file.
+        try:
+            private.make_folder(Path(self.path).parent)
+            private.create_file(self.path)
+            for suffix in ("-wal", "-shm"):
+                private.restrict(self.path + suffix)
+        except OSError as exc:
+            raise StorageError(f"cannot create SQLite database {self.path}: {exc.strerror}") from exc
         try:
             self._writer = _Writer(self.path)
             self._reader = _connect(self.path)
@@ -377,10 +397,29 @@ class SQLiteStorage:
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._writer is not None, "storage is not open"
-        return await self._writer.submit(fn)
+        try:
+            result = await self._writer.submit(fn)
+        except _WriteFailed:
+            self._write_failed_at = time.monotonic()
+            raise
+        self._write_failed_at = None
+        return result
 
     async def ping(self) -> None:
         self._read("SELECT 1")
+
+    async def health(self) -> dict[str, bool]:
+        """What /readyz reports beyond ``ping``: whether the last write succeeded (reads go on
+        working on a full disk, and would keep a server that cannot write "ready"). A server
+        that is not ready gets no calls, so no write of theirs can clear it: once the failure
+        is ``WRITE_PROBE_AFTER`` old, each readiness check tries a small write of its own."""
+        failed_at = self._write_failed_at
+        if failed_at is not None and time.monotonic() - failed_at >= WRITE_PROBE_AFTER:
+            try:
+                await self._write(_probe_write)
+            except StorageError:
+                pass
+        return {"writes": self._write_failed_at is None}
 
     # --- apps ---------------------------------------------------------------------------------
     async def apps_version(self) -> int:
@@ -720,6 +759,11 @@ class SQLiteStorage:
 
 
 _FAULT_COLUMNS = "id, sdkappid, spec, remaining, matched, created_at"
+
+
+def _probe_write(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO meta (name, value) VALUES ('write_probe', 1) "
+                 "ON CONFLICT (name) DO UPDATE SET value = value + 1")
 
 
 def _bump_emulator_version(conn: sqlite3.Connection) -> None:
