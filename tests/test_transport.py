@@ -36,9 +36,10 @@ def test_abort_closes_the_connection_without_an_answer(loop: str) -> None:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert server.started, "uvicorn did not start"
         with pytest.raises(httpx.RemoteProtocolError):
             httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=5)
         assert seen["transport"] is not None and seen["aborted"] is True
