@@ -11,6 +11,8 @@ from ..service import apps as app_rules
 from ..storage import App, AppExists, Storage
 from ._common import curl_example, db_option, with_storage
 
+GUESSED_URL = "http://127.0.0.1:8080"  # serve's defaults: --host 127.0.0.1 --port 8080
+
 
 def _as_dict(app: App, accounts: int | None = None) -> dict[str, object]:
     data: dict[str, object] = {
@@ -100,18 +102,24 @@ def _get(db: str, sdkappid: int) -> tuple[App, int]:
 @app.command()
 @click.argument("sdkappid", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--url", default="http://127.0.0.1:8080", show_default=True,
-              help="Server address used in the example curl command.")
+@click.option("--url", metavar="URL",
+              help="The server's address, for the example curl command (serve prints it); "
+                   f"without it, {GUESSED_URL} is assumed.")
 @db_option
-def show(sdkappid: int, as_json: bool, url: str, db: str) -> None:
+def show(sdkappid: int, as_json: bool, url: str | None, db: str) -> None:
     """Show an app, with a ready-to-paste curl command."""
     found, count = _get(db, sdkappid)
     if as_json:
         click.echo(json.dumps(_as_dict(found, count)))
         return
     _print_app(found, count)
-    click.echo("\nTry it:\n  " + curl_example(url.rstrip("/"), found.sdkappid, found.key,
-                                               found.admins[0]))
+    if url is None:
+        click.echo(f"\nTry it (guessing the server is at {GUESSED_URL}, the default of "
+                   "`timserver serve`; give --url if it is not):\n  "
+                   + curl_example(GUESSED_URL, found.sdkappid, found.key, found.admins[0]))
+    else:
+        click.echo("\nTry it:\n  " + curl_example(url.rstrip("/"), found.sdkappid, found.key,
+                                                   found.admins[0]))
 
 
 def _update(db: str, sdkappid: int, **change: object) -> App:

@@ -512,20 +512,21 @@ def console_token() -> str:
     return given if len(given) >= 16 else secrets.token_urlsafe(24)
 
 
-def console_url(host: str, port: int, bind: str | None, token: str) -> str | None:
+def console_url(host: str, port: int, bind: str | None, token: str,
+                scheme: str = "http") -> str | None:
     """The link to print, or None when the console cannot answer where the server listens."""
     listen = _ip(host) if host not in ("", "localhost") else ipaddress.ip_address("127.0.0.1")
     wildcard = host in ("", "0.0.0.0", "::")  # noqa: S104
     bound = _ip(bind) if bind else None
     if bound is None or bound.is_unspecified:  # loopback only, or any address
         if not (wildcard or (listen is not None and listen.is_loopback)):
-            return None if bound is None else _link(host, port, token)
-        return _link("127.0.0.1" if wildcard else host, port, token)
+            return None if bound is None else _link(scheme, host, port, token)
+        return _link(scheme, "127.0.0.1" if wildcard else host, port, token)
     if not (wildcard or listen == bound):
         return None
-    return _link(str(bound), port, token)
+    return _link(scheme, str(bound), port, token)
 
 
-def _link(host: str, port: int, token: str) -> str:
+def _link(scheme: str, host: str, port: int, token: str) -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/console/#token={token}"
+    return f"{scheme}://{shown}:{port}/console/#token={token}"
