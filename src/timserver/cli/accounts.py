@@ -34,6 +34,7 @@ import click
 import msgspec
 
 from ..protocol.commands import BY_NAME
+from ._lazy import LazyGroup
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -579,7 +580,7 @@ def bulk_options(kind: str) -> Callable[[Callable[..., Any]], Any]:
     return decorate
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy={"load": "timserver.cli.load:load"})  # load: into the database
 def accounts() -> None:
     """Import, check, delete accounts in bulk, and kick one (timserver or Tencent).
 

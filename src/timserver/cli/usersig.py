@@ -78,7 +78,7 @@ def _when(ts: int, now: int) -> str:
 @usersig.command()
 @click.argument("sig")
 @click.option("--sdkappid", type=int, help="Check it is for this SDKAppID.")
-@click.option("--key", callback=_key, help="Check the signature with this secret key (64 hex).")
+@click.option("--key", help="Check the signature with this secret key.")
 @click.option("--identifier", help="Check it is for this identifier.")
 @db_option
 def explain(sig: str, sdkappid: int | None, key: str | None, identifier: str | None,
