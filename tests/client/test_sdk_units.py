@@ -41,7 +41,7 @@ class FakeClock:
 
 # --- endpoints ----------------------------------------------------------------------------------
 
-SPEC_HOSTS = {  # spec §1.2
+SPEC_HOSTS = {  # docs/protocol.md §2.2
     "china": ("console.tim.qq.com", "adminapi.my-imcloud.com"),
     "singapore": ("adminapisgp.im.qcloud.com", "adminapisgp.my-imcloud.com"),
     "seoul": ("adminapikr.im.qcloud.com", "adminapikr.my-imcloud.com"),
@@ -256,7 +256,7 @@ def read(status: int, content: bytes, command=MULTIACCOUNT_IMPORT):  # type: ign
 def test_answers_become_typed_results_or_errors() -> None:
     ok = read(200, b'{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","FailAccounts":["b"]}')
     assert ok == m.MultiAccountImportResponse(FailAccounts=["b"])
-    # Tencent may omit an empty FailAccounts (spec §4.2): it reads as an empty list.
+    # Tencent may omit an empty FailAccounts (docs/protocol.md §7.2): it reads as an empty list.
     assert read(200, b'{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}').FailAccounts == []
     with pytest.raises(ApiError) as failed:
         read(200, b'{"ActionStatus":"FAIL","ErrorInfo":"busy","ErrorCode":70169}')

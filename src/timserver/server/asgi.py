@@ -1,7 +1,7 @@
 """The ASGI application: routes, headers, the body stream, the access log.
 
 Every answer under ``/v4/`` (and to any unknown path) is HTTP 200 with Tencent's envelope and
-the CORS headers of Tencent's samples (spec §1.3); all decisions are in ``dispatch.py``.
+the CORS headers of Tencent's samples (docs/protocol.md §3); all decisions are in ``dispatch.py``.
 """
 
 from __future__ import annotations
