@@ -184,3 +184,12 @@ def test_app_list_counts_accounts_as_the_console_does(tmp_path) -> None:
         server.stop()
     (listed,) = apps["Apps"]
     assert listed["Accounts"] == 5
+
+
+def test_kick_with_a_wrong_key_names_the_setting(server) -> None:
+    env = {**os.environ, "TIMSERVER_ENDPOINT": server.base_url,
+           "TIMSERVER_SDKAPPID": str(SDKAPPID), "TIMSERVER_KEY": "0" * 64}
+    done = subprocess.run([sys.executable, "-m", "timserver", "accounts", "kick", "administrator"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "70009" in done.stderr and "TIMSERVER_KEY" in done.stderr

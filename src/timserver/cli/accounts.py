@@ -39,7 +39,7 @@ from ._lazy import LazyGroup
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from ..client import AccountResult, AsyncClient
+    from ..client import AccountResult, ApiError, AsyncClient
 
 EXIT_FAILED = 1
 EXIT_STOPPED = 3
@@ -381,13 +381,17 @@ async def check_settings(client: AsyncClient, conn: dict[str, Any]) -> None:
     try:
         await client.account_check(CheckItem=[{"UserID": conn["admin"]}])
     except ApiError as exc:
-        fix = SETTINGS_FIXES.get(exc.code)
-        if fix is None:
+        if exc.code not in SETTINGS_FIXES:
             raise
-        where = ("`timserver app show " + str(conn["sdkappid"]) + "` prints the key and admins"
-                 if not conn["endpoint"].isalpha() else "the Chat console lists them")
-        raise InputProblem(f"{str(exc).rstrip('.')}. Fix: {fix} ({where}); no account was "
-                           "sent") from None
+        raise InputProblem(f"{settings_fix(exc, conn)}; no account was sent") from None
+
+
+def settings_fix(exc: ApiError, conn: dict[str, Any]) -> str:
+    """The error of a call the connection settings made fail, and which setting to fix."""
+    on_timserver = "://" in conn["endpoint"]  # a URL; a region name is Tencent's
+    where = (f"`timserver app show {conn['sdkappid']}` prints the key and admins" if on_timserver
+             else "Tencent's Chat console shows the key and admins")
+    return f"{str(exc).rstrip('.')}. Fix: {SETTINGS_FIXES[exc.code]} ({where})"
 
 
 def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state: str | None,
@@ -586,7 +590,8 @@ def accounts() -> None:
 
     The connection comes from flags or TIMSERVER_ENDPOINT, TIMSERVER_SDKAPPID, TIMSERVER_KEY,
     TIMSERVER_ADMIN. FILE is CSV (header UserID,Nick,FaceUrl), NDJSON, or one UserID per line;
-    - reads stdin. Exit status: 0 all succeeded, 1 some accounts failed, 3 the run stopped early.
+    - reads stdin. Exit status: 0 all succeeded, 1 some accounts failed, 2 a usage error, bad
+    input or connection settings the server refuses (nothing sent), 3 the run stopped early.
     """
 
 
@@ -630,15 +635,21 @@ def check(file: str, resume: bool, skip_invalid: bool, state: str | None,
 @connection_options
 def kick(userid: str, **conn: Any) -> None:
     """Invalidate USERID's login state: its UserSigs signed until now are refused."""
-    from ..client import TimClientError
+    from ..client import ApiError, TimClientError
 
-    client = make_client(_split(conn))
+    settings = _split(conn)
+    client = make_client(settings)
 
     async def go() -> None:
         async with client:
             await client.kick(UserID=userid)
     try:
         _run(go())
+    except ApiError as exc:
+        if exc.code in SETTINGS_FIXES:
+            raise InputProblem(settings_fix(exc, settings)) from None
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
     except TimClientError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
