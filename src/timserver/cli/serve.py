@@ -90,7 +90,9 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
     created = with_storage(db, lambda storage: _create_first(storage, first)) if first else None
     apps = apps or [created]
 
-    base = _base_url(host, sock.getsockname()[1], "https" if ssl else "http")
+    port = sock.getsockname()[1]  # the one taken (--port 0: any free port)
+    scheme = "https" if ssl else "http"
+    base = _base_url(host, port, scheme)
     ca = Path(ssl[0]).parent / "ca.pem" if tls_mode else None
     click.echo(f"timserver listening on {base}  (database {redact_url(db)})")
     if ca is not None:
@@ -112,14 +114,12 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
     click.echo(f"OpenAPI document: {base}/openapi.json")
     token = web_console.console_token() if console else None
     if token:
-        link = web_console.console_url(host, sock.getsockname()[1], console_bind, token,
-                                       scheme="https" if ssl else "http")
+        link = web_console.console_url(host, port, console_bind, token, scheme=scheme)
         click.echo(f"Web console:      {link}" if link else
                    "Web console: answers on loopback only, where this server does not listen; "
                    "see --console-bind.")
 
     apply_emulator(db, plan)
-
 
     shared = None
     if workers > 1:  # the workers share one rate-limit log, so limits hold for the app
