@@ -163,6 +163,8 @@ def _listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(family)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        if family == socket.AF_INET6:  # IPv6 only, as asyncio binds it: no IPv4-mapped peers
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host, port))
         sock.listen(2048)  # now: a second server cannot bind the port too (SO_REUSEADDR)
     except OSError as exc:
