@@ -1,8 +1,10 @@
 """Benchmark: bulk import of 100,000 accounts from a CSV file through the SDK and the CLI.
 
 The bound is the server's default limit for multiaccount_import: 100 calls/s × 100 accounts a
-call = 10,000 accounts/s. The goal is 95 % of it with the default settings (the SDK paces itself
-at 98 % of each command's rate).
+call = 10,000 accounts/s. The goal is 97 % of it with the default settings, for the whole
+`timserver accounts import` process (start-up included) as for the SDK: the SDK sends each
+one-second window's calls together at the window's start (client/_pacing.py), so 100 windows'
+worth of calls end about a window early.
 
     .venv/bin/python bench/import_100k.py                 # fresh local server, SDK then CLI
     .venv/bin/python bench/import_100k.py --via sdk --accounts 20000
@@ -36,7 +38,7 @@ from timserver.client import AsyncClient, read_accounts
 from timserver.protocol.commands import MULTIACCOUNT_IMPORT
 
 BOUND = MULTIACCOUNT_IMPORT.default_rate * MULTIACCOUNT_IMPORT.max_items  # accounts/s
-GOAL = 0.95
+GOAL = 0.97
 
 
 def timserver(*args: str) -> subprocess.CompletedProcess[str]:
@@ -139,7 +141,7 @@ def report(name: str, run: dict[str, Any], imported: int) -> dict[str, Any]:
         print(f"cli: the import (its own figure, after reading the CSV) "
               f"{run['import_seconds']:.1f} s = {verdict(inner)}")
         print(f"  the whole process (interpreter start-up and reading included): "
-              f"{run['seconds']:.2f} s = {rate:,.0f} accounts/s")
+              f"{run['seconds']:.2f} s = {verdict(rate)}")
         retries = re.search(r"retries: .*", run["summary"])
         print(f"  {retries.group(0) if retries else 'retries: none'}")
     print(f"  failed {run['failed']}; imported on the server: {imported:,}")

@@ -1,4 +1,4 @@
-"""The five commands: spec §4 and the rules of §9.2–§9.4 and §9.6, in process."""
+"""The five commands: docs/protocol.md §7 and §9, in process."""
 
 from __future__ import annotations
 

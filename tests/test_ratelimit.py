@@ -1,4 +1,4 @@
-"""The limiter's semantics (spec §9.6): at most RATE accepted in any 1-second window, strictly."""
+"""The limiter's semantics (docs/protocol.md §8.1): at most RATE accepted in any 1-second window, strictly."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The REST framework in process: the check order of spec §9.1, the envelope, headers."""
+"""The REST framework in process: the check order of docs/protocol.md §4, the envelope, headers."""
 
 from __future__ import annotations
 

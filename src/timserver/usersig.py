@@ -1,6 +1,6 @@
 """UserSig, Tencent's TLSSigAPIv2 (HMAC-SHA256): sign, decode, verify, explain.
 
-Pure functions, no I/O, no clock of their own (callers pass ``now``). The format (spec §3):
+Pure functions, no I/O, no clock of their own (callers pass ``now``). The format (docs/protocol.md §5):
 
     usersig = b64variant(zlib(json({"TLS.ver": "2.0", "TLS.identifier": ..., "TLS.sdkappid": ...,
                                     "TLS.expire": ..., "TLS.time": ..., "TLS.sig": ...})))
@@ -155,7 +155,7 @@ def verify(usersig: str, *, sdkappid: int, identifier: str, key: str, now: int,
            kicked_at: int | None = None) -> SigDocument:
     """Check a UserSig for a request; return its document or raise :class:`SigError`.
 
-    The order is spec §9.1 step 6: parse (70003), SDKAppID (70014), identifier (70013),
+    The order is docs/protocol.md §5.5: parse (70003), SDKAppID (70014), identifier (70013),
     HMAC (70009), expiry (70001, still valid at exactly time + expire), kick (70005: signed at or
     before the second of the last kick of this identifier).
     """
@@ -179,7 +179,7 @@ def verify(usersig: str, *, sdkappid: int, identifier: str, key: str, now: int,
 
 
 def check_not_kicked(doc: SigDocument, kicked_at: int | None) -> None:
-    """70005 when the sig was signed at or before the identifier's latest kick (spec §9.6)."""
+    """70005 when the sig was signed at or before the identifier's latest kick (docs/protocol.md §5.6)."""
     if kicked_at is not None and doc.time <= kicked_at:
         raise SigError(70005, f"The UserSig was issued at {doc.time}, at or before this "
                               f"identifier was kicked at {kicked_at}: sign a new one.")

@@ -80,8 +80,10 @@ def test_check_resume_refuses_stdout_output_when_batches_are_done(im: ImApp,
     source = tmp_path / "few.txt"
     source.write_text("".join(f"s{i}\n" for i in range(250)))
     state = tmp_path / "few.state"
-    env = {**im.env(), "TIMSERVER_KEY": "0" * 64}  # a wrong key: the run stops at once
-    stopped = im.accounts("check", str(source), "--state", str(state), "--output", "-", env=env)
+    # A server error on the first batch, no retry left: the run stops at once
+    im.fault("--command", "account_check", "--userid", "s0", "--code", "70500", "--times", "1")
+    stopped = im.accounts("check", str(source), "--state", str(state), "--output", "-",
+                          "--retries", "0", "--concurrency", "1")
     assert stopped.returncode == 3 and state.exists()
     # Record one finished batch as an earlier run would have, then ask to resume to stdout.
     with state.open("a") as f:
@@ -97,7 +99,7 @@ def test_a_bad_line_in_a_file_is_refused_before_anything_is_sent(im: ImApp,
     source = tmp_path / "bad.csv"
     source.write_text("UserID,Nick\n" + "".join(f"b{i},n\n" for i in range(300)) + ",nobody\n")
     refused = im.accounts("import", str(source))
-    assert refused.returncode == 2 and "line 302: no UserID" in refused.stderr
+    assert refused.returncode == 2 and f"{source}:302: no UserID" in refused.stderr
     assert set(statuses(im, ["b0", "b299"]).values()) == {"NotImported"}
 
 

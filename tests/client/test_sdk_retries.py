@@ -1,4 +1,4 @@
-"""Retries with backoff on the retryable codes (spec §9.5) and on transport errors, bounded.
+"""Retries with backoff on the retryable codes (docs/protocol.md §6.3) and on transport errors, bounded.
 
 The server is made to fail for real: its rate limit (60007), and fault rules of the emulator
 (`timserver faults add`: 70500, 70169, a dropped connection).

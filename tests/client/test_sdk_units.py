@@ -26,6 +26,7 @@ from timserver.client import (
     parse_accounts,
 )
 from timserver.client._methods import AsyncMethod, Commands, Method, SyncMethod
+from timserver.client._pacing import MARGIN, POLL, WINDOW
 from timserver.protocol import messages as m
 from timserver.protocol.commands import ACCOUNT_CHECK, COMMANDS, DEFAULT_RATES, MULTIACCOUNT_IMPORT
 
@@ -40,7 +41,7 @@ class FakeClock:
 
 # --- endpoints ----------------------------------------------------------------------------------
 
-SPEC_HOSTS = {  # spec §1.2
+SPEC_HOSTS = {  # docs/protocol.md §2.2
     "china": ("console.tim.qq.com", "adminapi.my-imcloud.com"),
     "singapore": ("adminapisgp.im.qcloud.com", "adminapisgp.my-imcloud.com"),
     "seoul": ("adminapikr.im.qcloud.com", "adminapikr.my-imcloud.com"),
@@ -86,59 +87,52 @@ def test_client_builds_tencent_urls() -> None:
 # --- pacing -------------------------------------------------------------------------------------
 
 
-def test_pacer_spaces_each_commands_calls_evenly() -> None:
-    clock = FakeClock(100.0)
-    pacer = Pacer(clock=clock, headroom=0.5)
-    waits = [pacer.reserve("account_check") for _ in range(4)]  # default 100/s at 50 %: 20 ms
-    assert waits == pytest.approx([0.0, 0.02, 0.04, 0.06])
-    assert pacer.reserve("kick") == 0.0  # another command has its own slots
-    clock.t += 1.0  # idle: slots do not pile up as credit
-    assert pacer.reserve("account_check") == 0.0
-    assert pacer.reserve("account_check") == pytest.approx(0.02)
+def test_pacer_sends_a_windows_calls_at_once_then_waits_for_the_oldest_answer() -> None:
+    """A strict one-second sliding window admits RATE calls together: they all leave at the
+    window's start; the next one leaves a second after the oldest *answer* (not its send)."""
+    clock = FakeClock(0.0)
+    pacer = Pacer({"kick": 4}, clock=clock)
+    assert [pacer.admit("kick") for _ in range(4)] == [0, 0, 0, 0]  # together, no spacing
+    assert pacer.admit("kick") == pytest.approx(POLL)  # all four still in flight
+    for t in (0.1, 0.2, 0.3, 0.4):
+        clock.t = t
+        pacer.done("kick")
+    assert pacer.admit("kick") == pytest.approx(0.1 + WINDOW + MARGIN - 0.4)
+    clock.t = 0.1 + WINDOW + MARGIN + 1e-6
+    assert pacer.admit("kick") == 0 and pacer.admit("kick") > 0  # one answer left the window
+    assert pacer.admit("account_check") == 0  # another command has its own window
 
 
 def test_pacer_rates_default_to_the_table_and_can_be_overridden() -> None:
-    pacer = Pacer({"kick": 10, "account_check": 0}, headroom=1.0)
+    pacer = Pacer({"kick": 10, "account_check": 0})
     assert pacer.rates == {**DEFAULT_RATES, "kick": 10, "account_check": 0}
-    assert pacer.interval("kick") == pytest.approx(0.1)
-    assert pacer.interval("multiaccount_import") == pytest.approx(1 / MULTIACCOUNT_IMPORT.default_rate)
-    assert [pacer.reserve("account_check") for _ in range(3)] == [0.0, 0.0, 0.0]  # 0: unpaced
+    assert pacer.cap("kick") == 10
+    assert pacer.cap("multiaccount_import") == MULTIACCOUNT_IMPORT.default_rate  # the whole limit
+    assert [pacer.admit("account_check") for _ in range(300)] == [0.0] * 300  # 0: unpaced
+    pacer.done("account_check")  # not counted: nothing to undo
+    assert Pacer({"kick": 10}, headroom=0.5).cap("kick") == 5
     with pytest.raises(ValueError):
         Pacer(headroom=0)
 
 
-def test_pacer_holds_back_calls_bunched_by_a_stall() -> None:
+def test_pacer_window_is_shared_by_threads() -> None:
     clock = FakeClock(0.0)
-    pacer = Pacer({"kick": 4}, clock=clock, headroom=1.0)
-    slots = [pacer.reserve("kick") for _ in range(6)]  # 0, .25, .5, .75, 1.0, 1.25
-    clock.t = 1.3  # the process was paused: every slot went by, six calls want to leave at once
-    assert [pacer.admit("kick") for _ in range(4)] == [0, 0, 0, 0]
-    held = pacer.admit("kick")  # a fifth send in the same second would exceed the limit
-    assert held == pytest.approx(1.0)
-    clock.t += held + 1e-9
-    assert pacer.admit("kick") == 0 and slots[-1] == pytest.approx(1.25)
-    waits = [pacer.admit("account_check") for _ in range(101)]  # the table's default: 100/s
-    assert waits[:100] == [0] * 100 and waits[100] == pytest.approx(1.0)
-
-
-def test_pacer_slots_are_shared_by_threads() -> None:
-    clock = FakeClock(0.0)
-    pacer = Pacer({"kick": 50}, clock=clock, headroom=1.0)
-    waits: list[float] = []
+    pacer = Pacer({"kick": 50}, clock=clock)
+    admitted: list[float] = []
     lock = threading.Lock()
 
     def take() -> None:
         for _ in range(25):
-            w = pacer.reserve("kick")
+            w = pacer.admit("kick")
             with lock:
-                waits.append(w)
+                admitted.append(w)
     threads = [threading.Thread(target=take) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    # 200 calls from 8 threads got 200 distinct slots, 20 ms apart: 50 a second, never more.
-    assert sorted(round(w / 0.02) for w in waits) == list(range(200))
+    # 200 asks from 8 threads in the same instant: exactly the window's 50 may leave.
+    assert admitted.count(0.0) == 50 and len(admitted) == 200
 
 
 # --- backoff ------------------------------------------------------------------------------------
@@ -262,7 +256,7 @@ def read(status: int, content: bytes, command=MULTIACCOUNT_IMPORT):  # type: ign
 def test_answers_become_typed_results_or_errors() -> None:
     ok = read(200, b'{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","FailAccounts":["b"]}')
     assert ok == m.MultiAccountImportResponse(FailAccounts=["b"])
-    # Tencent may omit an empty FailAccounts (spec §4.2): it reads as an empty list.
+    # Tencent may omit an empty FailAccounts (docs/protocol.md §7.2): it reads as an empty list.
     assert read(200, b'{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}').FailAccounts == []
     with pytest.raises(ApiError) as failed:
         read(200, b'{"ActionStatus":"FAIL","ErrorInfo":"busy","ErrorCode":70169}')

@@ -1,6 +1,6 @@
 """Helpers for the black-box contract tests of timserver (imported by conftest.py and the tests).
 
-Everything here is derived from /work/shared/spec/tencent-im-account-api.md (sections 1-4 and 9).
+Everything here is derived from docs/protocol.md (§2 to §9), the contract as served.
 The server is driven only through its CLI (``python -m timserver ...``) and over HTTP on 127.0.0.1.
 
 This conftest:

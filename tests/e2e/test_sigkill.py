@@ -1,4 +1,4 @@
-"""Durability: whatever was answered OK survives a SIGKILL of the server (spec §9.3)."""
+"""Durability: whatever was answered OK survives a SIGKILL of the server (docs/protocol.md §7.8)."""
 
 from __future__ import annotations
 

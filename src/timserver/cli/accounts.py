@@ -4,9 +4,13 @@ against timserver or Tencent's own endpoint alike.
 FILE is CSV (header ``UserID,Nick,FaceUrl``), NDJSON, or one UserID a line; ``-`` is stdin. It is
 streamed, a batch at a time (a regular file is first counted and checked in a fast pass). Import,
 check and delete keep a small state file (``FILE.import-state``) with the batches finished so far:
-after an interruption, ``--resume`` skips them. Exit status: 0 every account succeeded, 1 some
-failed (listed with their codes in ``FILE.import-failed.csv``), 2 usage error, 3 the run stopped
-before the end (the error is printed; rerun with ``--resume``).
+after an interruption, ``--resume`` skips them. Every bad line of a regular file is reported in
+one pass, before anything is sent; ``--skip-invalid`` sends the others and lists the bad lines in
+the failed-accounts file. The first call checks the connection settings: a wrong key, SDKAppID or
+admin stops the run there, with the fix, and leaves no state file. Exit status: 0 every account
+succeeded, 1 some failed (listed with their codes in ``FILE.import-failed.csv``), 2 usage error,
+bad input or refused connection settings (nothing sent), 3 the run stopped before the end (the
+error is printed; rerun with ``--resume``).
 """
 
 from __future__ import annotations
@@ -31,14 +35,16 @@ import msgspec
 
 from .. import private
 from ..protocol.commands import BY_NAME
+from ._lazy import LazyGroup
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from ..client import AccountResult, AsyncClient
+    from ..client import AccountResult, ApiError, AsyncClient
 
 EXIT_FAILED = 1
 EXIT_STOPPED = 3
+MAX_BAD_LINES_SHOWN = 50
 NOT_FOUND = 70107
 STATE_FORMAT = "timserver-accounts-state"
 
@@ -201,13 +207,34 @@ class Journal:
 # --- the input: streamed -----------------------------------------------------------------------
 
 
-def _scan(file: str) -> tuple[int, str]:
+class InputProblem(click.ClickException):
+    """The input or the connection settings are wrong: nothing was sent (exit status 2)."""
+
+    exit_code = 2
+
+
+@dataclass
+class BadLines:
+    """The lines of the input that are not accounts: all counted, the first ones kept."""
+
+    keep: int | None = MAX_BAD_LINES_SHOWN  # None: all
+    count: int = 0
+    kept: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, text)
+
+    def __call__(self, number: int, reason: str, text: str) -> None:
+        self.count += 1
+        if self.keep is None or len(self.kept) < self.keep:
+            self.kept.append((number, reason, text))
+
+
+def _scan(file: str) -> tuple[int, str, BadLines]:
     """A first pass over a regular file: its accounts counted (the progress bar's total), every
-    line checked (a bad line is reported before anything is sent) and its SHA-256 (the state
-    file's). Constant memory: a line at a time."""
-    from ..client import InputError, iter_accounts
+    line checked (the bad ones are reported, all of them, before anything is sent) and its
+    SHA-256 (the state file's). Constant memory: a line at a time."""
+    from ..client import iter_accounts
 
     digest = hashlib.sha256()
+    bad = BadLines()
 
     def hashed(lines: Iterable[bytes]) -> Iterator[bytes]:
         for line in lines:
@@ -215,12 +242,22 @@ def _scan(file: str) -> tuple[int, str]:
             yield line
     try:
         with open(file, "rb") as f:
-            count = sum(1 for _ in iter_accounts(hashed(f)))
+            count = sum(1 for _ in iter_accounts(hashed(f), on_bad=bad))
     except OSError as exc:
-        raise click.BadParameter(f"{file}: {exc.strerror}", param_hint="FILE") from None
-    except InputError as exc:
-        raise click.BadParameter(str(exc), param_hint="FILE") from None
-    return count, digest.hexdigest()
+        raise InputProblem(f"cannot read {file}: {exc.strerror}") from None
+    return count, digest.hexdigest(), bad
+
+
+def _refuse_bad_lines(file: str, bad: BadLines) -> None:
+    """Every bad line, one line each, then what to do; nothing was sent."""
+    for number, reason, _ in bad.kept:
+        click.echo(f"{file}:{number}: {reason}", err=True)
+    if bad.count > len(bad.kept):
+        click.echo(f"... and {bad.count - len(bad.kept):,} more", err=True)
+    lines = (f"{bad.count:,} lines of {file} are not accounts: fix them" if bad.count > 1
+             else f"1 line of {file} is not an account: fix it")
+    raise InputProblem(f"{lines}, or rerun with --skip-invalid to send the others (the bad lines "
+                       "go to the failed-accounts file); nothing was sent")
 
 
 def _items(kind: str, accounts: Iterator[Any], batch_size: int,
@@ -251,9 +288,8 @@ class CheckOutput:
     last batch the state file recorded (rows of batches in flight at the interruption are dropped;
     those batches are checked again) and appended to."""
 
-    def __init__(self, target: str, journal: Journal, resume: bool) -> None:
+    def __init__(self, target: str, resumed: bool, out_end: int | None) -> None:
         self.path: str | None = None if target == "-" else target
-        resumed = resume and bool(journal.done)
         if self.path is None:
             if resumed:
                 raise click.UsageError("--resume cannot recover the rows the earlier run wrote to "
@@ -264,16 +300,18 @@ class CheckOutput:
         try:
             if resumed:
                 self._file = open(self.path, "r+b")
-                self._file.truncate(journal.out_end or len(CHECK_HEADER))
+                self._file.truncate(out_end or len(CHECK_HEADER))
                 self._file.seek(0, io.SEEK_END)
             else:
                 self._file = open(self.path, "wb")
                 self._file.write(CHECK_HEADER)
         except FileNotFoundError:
-            raise click.UsageError(f"the output of the earlier run, {self.path}, is gone: run "
+            if resumed:
+                raise InputProblem(f"the output of the earlier run, {self.path}, is gone: run "
                                    "without --resume to start over") from None
+            raise InputProblem(f"cannot write {self.path}: its folder does not exist") from None
         except OSError as exc:
-            raise click.ClickException(f"cannot write {self.path}: {exc.strerror}") from None
+            raise InputProblem(f"cannot write {self.path}: {exc.strerror}") from None
 
     def write(self, results: list[AccountResult]) -> int | None:
         """Write the rows of a batch; the bytes written so far (None for stdout)."""
@@ -325,18 +363,58 @@ class Outcome:
     seconds: float = 0.0
 
 
+# Codes of a first call that no retry or resume can fix: the connection settings are wrong.
+SETTINGS_FIXES = {
+    60006: "TIMSERVER_SDKAPPID (--sdkappid) is not an app of this endpoint",
+    70014: "TIMSERVER_SDKAPPID (--sdkappid) is not the app of this key",
+    70003: "TIMSERVER_KEY (--key) is not this app's secret key",
+    70009: "TIMSERVER_KEY (--key) is not this app's secret key",
+    70013: "TIMSERVER_ADMIN (--admin) is not the identifier signed for",
+    60010: "TIMSERVER_ADMIN (--admin) is not an admin of this app",
+    70403: "TIMSERVER_ADMIN (--admin) is not an admin of this app",
+}
+
+
+async def check_settings(client: AsyncClient, conn: dict[str, Any]) -> None:
+    """One account_check of the admin, before any state is written: a wrong key, SDKAppID or
+    admin stops the run here with the fix (nothing to resume), not after a batch."""
+    from ..client import ApiError
+
+    try:
+        await client.account_check(CheckItem=[{"UserID": conn["admin"]}])
+    except ApiError as exc:
+        if exc.code not in SETTINGS_FIXES:
+            raise
+        raise InputProblem(f"{settings_fix(exc, conn)}; no account was sent") from None
+
+
+def settings_fix(exc: ApiError, conn: dict[str, Any]) -> str:
+    """The error of a call the connection settings made fail, and which setting to fix."""
+    on_timserver = "://" in conn["endpoint"]  # a URL; a region name is Tencent's
+    where = (f"`timserver app show {conn['sdkappid']}` prints the key and admins" if on_timserver
+             else "Tencent's Chat console shows the key and admins")
+    return f"{str(exc).rstrip('.')}. Fix: {SETTINGS_FIXES[exc.code]} ({where})"
+
+
 def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state: str | None,
              failed_path: str | None, batch_size: int, progress: bool,
-             missing_ok: bool = False, output: str | None = None) -> None:
+             missing_ok: bool = False, output: str | None = None,
+             skip_invalid: bool = False) -> None:
     """import / delete / check FILE: batches, journal, progress bar, summary, failures file.
 
     The input is streamed, never held whole: a regular file is read twice (a fast first pass
     counts and checks its accounts, see ``_scan``), stdin once (no total; a bad line stops the run
-    where it is).
+    where it is, unless ``skip_invalid``).
     """
     from ..client import InputError, TimClientError, iter_accounts
 
-    total, digest = _scan(file) if file != "-" else (None, None)
+    refused = BadLines(keep=None)  # --skip-invalid: every bad line, for the failed-accounts file
+    if file != "-":
+        total, digest, bad = _scan(file)
+        if bad.count and not skip_invalid:
+            _refuse_bad_lines(file, bad)
+    else:
+        total, digest = None, None
     header: dict[str, Any] = {"format": STATE_FORMAT, "command": kind, "batch_size": batch_size,
                               "accounts": total, "input_sha256": digest}
     if kind == "check":
@@ -346,21 +424,35 @@ def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state:
     if resume and state_path is None:
         raise click.UsageError("--resume needs a state file: give --state PATH (stdin has none "
                                "next to it)")
-    if state_path is not None and state_path.exists() != resume:
-        click.echo(f"{state_path} from an earlier run is replaced (--resume continues it)."
-                   if not resume else f"No state file {state_path}: starting from the beginning.",
-                   err=True)
     client = make_client(conn)
-    try:
-        journal = Journal.open(state_path, header, resume)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write the state file {state_path}: "
-                                   f"{exc.strerror}") from None
-    out = CheckOutput(output, journal, resume) if output is not None else None
-    outcome = Outcome(total=total, earlier=journal.accounts)
+    journal = Journal(None, header)  # the real one is opened once the settings are checked
+    out: CheckOutput | None = None
+    outcome = Outcome(total=total)
     bar = _progress(progress)
     verb = {"import": "Importing", "delete": "Deleting", "check": "Checking"}[kind]
-    task = bar.add_task(verb, total=total, completed=outcome.earlier)
+    task = bar.add_task(verb, total=total)
+
+    def open_files() -> None:
+        """The state file, then check's output (an earlier run's state is read first)."""
+        nonlocal journal, out
+        if state_path is not None and state_path.exists() != resume:
+            click.echo(f"{state_path} from an earlier run is replaced (--resume continues it)."
+                       if not resume else
+                       f"No state file {state_path}: starting from the beginning.", err=True)
+        if resume or output is None:
+            journal = _open_journal(state_path, header, resume)
+            out = (CheckOutput(output, bool(journal.done), journal.out_end)
+                   if output is not None else None)
+        else:  # a new run: the output first, so that a bad path leaves no state file behind
+            out = CheckOutput(output, False, None)
+            try:
+                journal = _open_journal(state_path, header, resume)
+            except click.ClickException:
+                out.close()
+                raise
+        outcome.earlier = journal.accounts
+        bar.update(task, completed=outcome.earlier)
+        bar.start()  # only now: a refused first call prints its one line alone
 
     def on_batch(index: int, results: list[AccountResult]) -> None:
         if missing_ok:  # the account is gone, which is what delete is for
@@ -372,17 +464,19 @@ def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state:
         bar.advance(task, len(results))
 
     async def go(source: IO[bytes]) -> None:
-        items = _items(kind, iter_accounts(source), batch_size, journal)
         async with client:
+            await check_settings(client, conn)
+            open_files()
+            accounts = iter_accounts(source, on_bad=refused if skip_invalid else None)
             method: Callable[..., Awaitable[list[AccountResult]]] = getattr(
                 client, f"{kind}_accounts")  # import_accounts, delete_accounts, check_accounts
-            await method(items, batch_size=batch_size, skip_batches=journal.done,
-                         on_batch=on_batch, collect=False)
+            await method(_items(kind, accounts, batch_size, journal), batch_size=batch_size,
+                         skip_batches=journal.done, on_batch=on_batch, collect=False)
 
     started = time.monotonic()
     bad_input: Exception | None = None
     try:
-        with bar, (open(file, "rb") if file != "-" else contextlib.nullcontext(
+        with (open(file, "rb") if file != "-" else contextlib.nullcontext(
                 sys.stdin.buffer)) as source:
             try:
                 _run(go(source))
@@ -391,21 +485,30 @@ def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state:
             except (InputError, InputChanged) as exc:  # stdin: a bad line, found on the way
                 outcome.stopped = bad_input = exc
     except OSError as exc:
-        raise click.BadParameter(f"{file}: {exc.strerror}", param_hint="FILE") from None
+        raise InputProblem(f"cannot read {file}: {exc.strerror}") from None
     finally:
+        if bar.live.is_started:
+            bar.stop()
         if out is not None:
             out.close()
     outcome.seconds = time.monotonic() - started
     if outcome.stopped is None:
         outcome.total = journal.accounts
     journal.close(outcome.stopped is None)
-    _summary(kind, outcome, journal, client, file, failed_path, state_path)
+    _summary(kind, outcome, journal, client, file, failed_path, journal.path, refused.kept)
     if bad_input is not None:
-        raise click.BadParameter(str(bad_input), param_hint="FILE")
+        raise InputProblem(f"{file}, {bad_input}" if file != "-" else f"stdin, {bad_input}")
     if outcome.stopped is not None:
         sys.exit(EXIT_STOPPED)
-    if journal.failed:
+    if journal.failed or refused.count:
         sys.exit(EXIT_FAILED)
+
+
+def _open_journal(path: Path | None, header: dict[str, Any], resume: bool) -> Journal:
+    try:
+        return Journal.open(path, header, resume)
+    except OSError as exc:
+        raise InputProblem(f"cannot write the state file {path}: {exc.strerror}") from None
 
 
 def _run(coro: Any) -> None:
@@ -418,18 +521,23 @@ def _run(coro: Any) -> None:
 
 
 def _summary(kind: str, outcome: Outcome, journal: Journal, client: AsyncClient, file: str,
-             failed_path: str | None, state_path: Path | None) -> None:
+             failed_path: str | None, state_path: Path | None,
+             refused: list[tuple[int, str, str]]) -> None:
     def say(text: str) -> None:
         click.echo(text, err=True)
 
     failed = [f for i in sorted(journal.failed) for f in journal.failed[i]]
+    # --skip-invalid: the lines that are not accounts, never sent (no ErrorCode)
+    failed += [[text, "", f"line {number}: {reason} (not sent)"]
+               for number, reason, text in refused]
     finished = journal.accounts
     rate = outcome.done / outcome.seconds if outcome.seconds > 0 else 0.0
     past = f" ({outcome.earlier:,} by an earlier run)" if outcome.earlier else ""
     of = f" of {outcome.total:,}" if outcome.total is not None else ""
     say(f"{kind}: {finished:,}{of} accounts done{past}; this run "
         f"{outcome.done:,} in {outcome.seconds:.1f} s ({rate:,.0f} accounts/s)")
-    say(f"  succeeded: {finished - len(failed):,}   failed: {len(failed):,}")
+    say(f"  succeeded: {finished - len(failed) + len(refused):,}   failed: {len(failed):,}"
+        + (f" ({len(refused):,} lines that are not accounts, skipped)" if refused else ""))
     if kind == "check":
         say(f"  Imported: {journal.status['Imported']:,}   "
             f"NotImported: {journal.status['NotImported']:,}")
@@ -437,7 +545,8 @@ def _summary(kind: str, outcome: Outcome, journal: Journal, client: AsyncClient,
         why = ", ".join(f"{reason} ×{n}" for reason, n in client.stats.retried.most_common())
         say(f"  retries: {client.stats.retries} ({why})")
     if failed:
-        codes = ", ".join(f"{code} ×{n}" for code, n in Counter(f[1] for f in failed).most_common())
+        codes = ", ".join(f"{code or 'not an account'} ×{n}"
+                          for code, n in Counter(f[1] for f in failed).most_common())
         target = failed_path or (f"{file}.{kind}-failed.csv" if file != "-"
                                  else f"timserver-{kind}-failed.csv")
         with open(target, "w", encoding="utf-8", newline="") as out:
@@ -469,39 +578,45 @@ def bulk_options(kind: str) -> Callable[[Callable[..., Any]], Any]:
                          help=f"The state file [default: FILE.{kind}-state].")(f)
         f = click.option("--resume", is_flag=True,
                          help="Continue an interrupted run: skip the batches it finished.")(f)
+        f = click.option("--skip-invalid", is_flag=True,
+                         help="Send the accounts of FILE even when some of its lines are not "
+                              "accounts; those lines go to the failed-accounts file.")(f)
         f = click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))(f)
         return connection_options(f)
     return decorate
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy={"load": "timserver.cli.load:load"})  # load: into the database
 def accounts() -> None:
     """Import, check, delete accounts in bulk, and kick one (timserver or Tencent).
 
     The connection comes from flags or TIMSERVER_ENDPOINT, TIMSERVER_SDKAPPID, TIMSERVER_KEY,
     TIMSERVER_ADMIN. FILE is CSV (header UserID,Nick,FaceUrl), NDJSON, or one UserID per line;
-    - reads stdin. Exit status: 0 all succeeded, 1 some accounts failed, 3 the run stopped early.
+    - reads stdin. Exit status: 0 all succeeded, 1 some accounts failed, 2 a usage error, bad
+    input or connection settings the server refuses (nothing sent), 3 the run stopped early.
     """
 
 
 @accounts.command("import")
 @bulk_options("import")
-def import_(file: str, resume: bool, state: str | None, failed_path: str | None,
-            batch_size: int, progress: bool, **conn: Any) -> None:
+def import_(file: str, resume: bool, skip_invalid: bool, state: str | None,
+            failed_path: str | None, batch_size: int, progress: bool, **conn: Any) -> None:
     """Import the accounts of FILE (multiaccount_import, 100 a call)."""
     run_bulk("import", file, _split(conn), resume=resume, state=state, failed_path=failed_path,
-             batch_size=batch_size, progress=progress)
+             batch_size=batch_size, progress=progress, skip_invalid=skip_invalid)
 
 
 @accounts.command()
 @bulk_options("delete")
 @click.option("--missing-ok", is_flag=True,
               help="An account that does not exist (70107) is not a failure.")
-def delete(file: str, resume: bool, state: str | None, failed_path: str | None, batch_size: int,
-           progress: bool, missing_ok: bool, **conn: Any) -> None:
+def delete(file: str, resume: bool, skip_invalid: bool, state: str | None,
+           failed_path: str | None, batch_size: int, progress: bool, missing_ok: bool,
+           **conn: Any) -> None:
     """Delete the accounts of FILE (account_delete, 100 a call)."""
     run_bulk("delete", file, _split(conn), resume=resume, state=state, failed_path=failed_path,
-             batch_size=batch_size, progress=progress, missing_ok=missing_ok)
+             batch_size=batch_size, progress=progress, missing_ok=missing_ok,
+             skip_invalid=skip_invalid)
 
 
 @accounts.command()
@@ -509,11 +624,12 @@ def delete(file: str, resume: bool, state: str | None, failed_path: str | None, 
 @click.option("--output", "-o", metavar="PATH",
               help="Write UserID,AccountStatus for every account to PATH (- for stdout); with "
                    "--resume, the rows of the earlier run are kept in PATH.")
-def check(file: str, resume: bool, state: str | None, failed_path: str | None, batch_size: int,
-          progress: bool, output: str | None, **conn: Any) -> None:
+def check(file: str, resume: bool, skip_invalid: bool, state: str | None,
+          failed_path: str | None, batch_size: int, progress: bool, output: str | None,
+          **conn: Any) -> None:
     """Check which accounts of FILE are imported (account_check, 100 a call)."""
     run_bulk("check", file, _split(conn), resume=resume, state=state, failed_path=failed_path,
-             batch_size=batch_size, progress=progress, output=output)
+             batch_size=batch_size, progress=progress, output=output, skip_invalid=skip_invalid)
 
 
 @accounts.command()
@@ -521,15 +637,21 @@ def check(file: str, resume: bool, state: str | None, failed_path: str | None, b
 @connection_options
 def kick(userid: str, **conn: Any) -> None:
     """Invalidate USERID's login state: its UserSigs signed until now are refused."""
-    from ..client import TimClientError
+    from ..client import ApiError, TimClientError
 
-    client = make_client(_split(conn))
+    settings = _split(conn)
+    client = make_client(settings)
 
     async def go() -> None:
         async with client:
             await client.kick(UserID=userid)
     try:
         _run(go())
+    except ApiError as exc:
+        if exc.code in SETTINGS_FIXES:
+            raise InputProblem(settings_fix(exc, settings)) from None
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
     except TimClientError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_FAILED)

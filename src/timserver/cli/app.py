@@ -11,6 +11,8 @@ from ..service import apps as app_rules
 from ..storage import App, AppExists, Storage
 from ._common import curl_example, db_option, with_storage
 
+GUESSED_URL = "http://127.0.0.1:8080"  # serve's defaults: --host 127.0.0.1 --port 8080
+
 
 def _as_dict(app: App, accounts: int | None = None) -> dict[str, object]:
     data: dict[str, object] = {
@@ -29,10 +31,17 @@ def _print_app(app: App, accounts: int | None = None) -> None:
     click.echo(f"Edition:  {app.edition}")
     click.echo(f"Admins:   {', '.join(app.admins)}")
     if accounts is not None:
-        click.echo(f"Accounts: {accounts} (admins not counted)")
+        click.echo(f"Accounts: {accounts} ({len(app.admins)} of them admins)")
     limits = ", ".join(f"{name} {app_rules.rate_for(app, name) or 'unlimited'}"
                        for name in BY_NAME)
     click.echo(f"Limits:   {limits} (calls/s)")
+
+
+async def all_accounts(storage: Storage, app: App) -> int:
+    """The app's accounts, its admins included (admins are accounts: account_check answers
+    Imported for them), as the web console counts them; the trial cap alone leaves admins out
+    (docs/protocol.md)."""
+    return await storage.count_accounts(app.sdkappid) + len(app.admins)
 
 
 def _config_error(exc: Exception) -> click.ClickException:
@@ -76,7 +85,7 @@ def create(sdkappid: int | None, key: str | None, admins: tuple[str, ...], editi
 def list_(as_json: bool, db: str) -> None:
     """List the apps of the database."""
     async def work(storage: Storage) -> list[tuple[App, int]]:
-        return [(a, await storage.count_accounts(a.sdkappid)) for a in await storage.list_apps()]
+        return [(a, await all_accounts(storage, a)) for a in await storage.list_apps()]
     rows = with_storage(db, work)
     for found, count in rows:
         if as_json:
@@ -93,25 +102,31 @@ def _get(db: str, sdkappid: int) -> tuple[App, int]:
         found = await storage.get_app(sdkappid)
         if found is None:
             raise click.ClickException(f"no app with SDKAppID {sdkappid}")
-        return found, await storage.count_accounts(sdkappid)
+        return found, await all_accounts(storage, found)
     return with_storage(db, work)
 
 
 @app.command()
 @click.argument("sdkappid", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--url", default="http://127.0.0.1:8080", show_default=True,
-              help="Server address used in the example curl command.")
+@click.option("--url", metavar="URL",
+              help="The server's address, for the example curl command (serve prints it); "
+                   f"without it, {GUESSED_URL} is assumed.")
 @db_option
-def show(sdkappid: int, as_json: bool, url: str, db: str) -> None:
+def show(sdkappid: int, as_json: bool, url: str | None, db: str) -> None:
     """Show an app, with a ready-to-paste curl command."""
     found, count = _get(db, sdkappid)
     if as_json:
         click.echo(json.dumps(_as_dict(found, count)))
         return
     _print_app(found, count)
-    click.echo("\nTry it:\n  " + curl_example(url.rstrip("/"), found.sdkappid, found.key,
-                                               found.admins[0]))
+    if url is None:
+        click.echo(f"\nTry it (guessing the server is at {GUESSED_URL}, the default of "
+                   "`timserver serve`; give --url if it is not):\n  "
+                   + curl_example(GUESSED_URL, found.sdkappid, found.key, found.admins[0]))
+    else:
+        click.echo("\nTry it:\n  " + curl_example(url.rstrip("/"), found.sdkappid, found.key,
+                                                   found.admins[0]))
 
 
 def _update(db: str, sdkappid: int, **change: object) -> App:
@@ -160,7 +175,7 @@ def unkick(sdkappid: int, user_id: str, db: str) -> None:
     click.echo(f"{sdkappid} {user_id}: " + ("kick forgotten" if removed else "was not kicked"))
 
 
-@app.command("set-limit")
+@app.command("set-limit", context_settings={"ignore_unknown_options": True})  # RATE -1: refused below
 @click.argument("sdkappid", type=int)
 @click.argument("command", type=click.Choice(list(BY_NAME)))
 @click.argument("rate", type=int)

@@ -6,7 +6,7 @@ PostgreSQL; a server using the same database may keep running.
 
 FILE is read as ``timserver accounts import`` reads it (CSV with a ``UserID,Nick,FaceUrl``
 header, NDJSON, or one UserID a line; ``-`` is stdin), but as a stream: a file of ten million
-accounts is never held in memory. Rows that are not valid accounts (spec §9.2) are skipped and
+accounts is never held in memory. Rows that are not valid accounts (docs/protocol.md §7.7) are skipped and
 written with the reason to ``FILE.load-failed.csv``. Exit status: 0 all rows loaded, 1 some rows
 were skipped, 2 usage error.
 """

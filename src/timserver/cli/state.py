@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import click
 
 from ..emulator import snapshots, state
+from ..emulator.faults import FaultSpec
 from ..emulator.seed import SeedError, SeedResult, read_seed, seed_app
-from ..storage import Storage
+from ..storage import AccountWrite, App, Storage
 from ._common import db_option, with_storage
 
 
@@ -297,10 +300,21 @@ def emulator_options(command):  # type: ignore[no-untyped-def]
     return command
 
 
-def start_emulator(db: str, apps: list, options: dict[str, object]) -> None:  # type: ignore[type-arg]
-    """Apply ``serve``'s emulator options to the database before the server starts."""
+@dataclass
+class EmulatorPlan:
+    """``serve``'s emulator options, read and checked, not applied yet."""
+
+    seed: tuple[int, str, list[AccountWrite]] | None = None  # (SDKAppID, path, accounts)
+    faults: tuple[str, list[tuple[int, FaultSpec]]] | None = None  # (path, rules)
+    clock_offset: float | None = None
+
+
+def check_emulator(options: dict[str, object], apps: Sequence[App]) -> EmulatorPlan:
+    """Read and check every emulator option and file of ``serve`` against ``apps`` (the
+    database's, or the first app about to be made) without changing anything: a bad one stops
+    the start before any app is made or any account seeded."""
+    plan = EmulatorPlan()
     seed_path, faults_file = options.get("seed_path"), options.get("faults_file")
-    offset = options.get("clock_offset")
     if seed_path:
         sdkappid = options.get("seed_sdkappid")
         if sdkappid is None:
@@ -308,19 +322,47 @@ def start_emulator(db: str, apps: list, options: dict[str, object]) -> None:  # 
                 raise click.UsageError("the database holds several apps: say which one --seed "
                                        "fills with --seed-sdkappid")
             sdkappid = apps[0].sdkappid
+        if sdkappid not in {a.sdkappid for a in apps}:
+            raise click.BadParameter(f"no app with SDKAppID {sdkappid}",
+                                     param_hint="--seed-sdkappid")
         assert isinstance(sdkappid, int)
-        click.echo(seed_summary(sdkappid, seed_file(db, sdkappid, str(seed_path))))
+        try:
+            plan.seed = (sdkappid, str(seed_path), read_seed(str(seed_path)))
+        except SeedError as exc:
+            raise click.ClickException(f"cannot seed: {exc}") from None
     if faults_file:
-        async def load(storage: Storage) -> list[state.FaultRule]:
-            try:
-                return await state.load_faults_file(storage, str(faults_file))
-            except state.RuleError as exc:
-                raise click.ClickException(f"cannot load the fault rules: {exc}") from None
-        loaded = with_storage(db, load)
-        click.echo(f"Fault rules: {len(loaded)} loaded from {faults_file}.")
+        try:
+            plan.faults = (str(faults_file), state.read_faults_file(str(faults_file), apps))
+        except state.RuleError as exc:
+            raise click.ClickException(f"cannot load the fault rules: {exc}") from None
+    offset = options.get("clock_offset")
     if offset is not None:
-        checked = _offset(str(offset))
+        plan.clock_offset = _offset(str(offset))
+    return plan
+
+
+def apply_emulator(db: str, plan: EmulatorPlan) -> None:
+    """Apply a checked plan to the database before the server starts, saying what it did."""
+    if plan.seed is not None:
+        sdkappid, _, accounts = plan.seed
+
+        async def seed_it(storage: Storage) -> SeedResult:
+            return await seed_app(storage, sdkappid, accounts)
+        click.echo(seed_summary(sdkappid, with_storage(db, seed_it)))
+    if plan.faults is not None:
+        path, rules = plan.faults
+
+        async def load(storage: Storage) -> int:
+            for sdkappid in dict.fromkeys(sdkappid for sdkappid, _ in rules):
+                await storage.delete_faults(sdkappid)  # the file's apps get exactly its rules
+            for sdkappid, spec in rules:
+                await state.add_rule(storage, sdkappid, spec)
+            return len(rules)
+        click.echo(f"Fault rules: {with_storage(db, load)} loaded from {path}.")
+    if plan.clock_offset is not None:
+        checked = plan.clock_offset
         with_storage(db, lambda storage: state.set_clock(storage, checked))
+
     async def offsets(storage: Storage) -> tuple[float, dict[int, float]]:
         return await storage.clock_offset(), await storage.app_clock_offsets()
     current, own = with_storage(db, offsets)

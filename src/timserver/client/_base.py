@@ -30,7 +30,7 @@ from .regions import base_url
 
 log = logging.getLogger("timserver.client")
 
-DEFAULT_TIMEOUT = 10.0  # the server's own deadline is 3 s (spec §1.7): wait longer than that
+DEFAULT_TIMEOUT = 10.0  # the server's own deadline is 3 s (docs/protocol.md §8.2): wait longer than that
 DEFAULT_CONCURRENCY = 16  # batches in flight at once in the bulk helpers
 USER_AGENT = f"timserver-client/{__version__}"
 HEADERS = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
@@ -148,7 +148,7 @@ class BaseClient:
             raise TypeError(f"{cmd.name}: invalid request: {exc}") from None
 
     def _url(self, cmd: Command[Any, Any], sig: str) -> str:
-        # Built as Tencent's own clients build it (spec §7); the UserSig alphabet is URL-safe.
+        # Built as Tencent's own clients build it (docs/protocol.md §2.1); the UserSig alphabet is URL-safe.
         return (f"{self.base_url}{cmd.path}?sdkappid={self.sdkappid}"
                 f"&identifier={quote(self.admin, safe='')}&usersig={sig}"
                 f"&random={secrets.randbits(32)}&contenttype=json")
@@ -215,7 +215,7 @@ class BaseClient:
 
 def _lenient(cmd: Command[Any, Any], content: bytes) -> Any:
     """Accept an OK answer that omits a result array (Tencent may leave out an empty
-    ``FailAccounts``, spec §4.2): a missing required list is an empty list."""
+    ``FailAccounts``, docs/protocol.md §7.2): a missing required list is an empty list."""
     data = msgspec.json.decode(content)
     if isinstance(data, dict):
         for f in msgspec.structs.fields(cmd.response):

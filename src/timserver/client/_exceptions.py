@@ -38,7 +38,7 @@ class ApiError(TimClientError):
 
     @property
     def retryable(self) -> bool:
-        """True for the codes spec §9.5 says to retry (the client already did, up to its limit)."""
+        """True for the codes docs/protocol.md §6.3 says to retry (the client already did, up to its limit)."""
         return self.code in RETRYABLE_CODES
 
 

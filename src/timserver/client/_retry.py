@@ -1,4 +1,4 @@
-"""When to try a call again, and how long to wait first (spec §9.5)."""
+"""When to try a call again, and how long to wait first (docs/protocol.md §6.3)."""
 
 from __future__ import annotations
 

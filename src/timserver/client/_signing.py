@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from .. import usersig
 
-DEFAULT_TTL = 86400  # Tencent recommends a validity of at least 24 hours (spec §2.2, 70001)
+DEFAULT_TTL = 86400  # Tencent recommends a validity of at least 24 hours (docs/protocol.md §5.6)
 
 
 class Signer:
@@ -58,7 +58,7 @@ class Signer:
     def renew(self, refused: str) -> None:
         """The server refused ``refused`` (expired, or signed before a kick): sign anew.
 
-        A kick refuses every sig signed in or before its second (spec §9.6), so the next sig is
+        A kick refuses every sig signed in or before its second (docs/protocol.md §5.6), so the next sig is
         signed in a later second than the refused one. Several calls refused at once renew once.
         """
         with self._lock:

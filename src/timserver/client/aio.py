@@ -71,7 +71,10 @@ class AsyncClient(Commands, BaseClient):
             self.stats.sent()
             failure: TimClientError
             try:
-                response = await self._http.post(self._url(cmd, sig), content=body)
+                try:
+                    response = await self._http.post(self._url(cmd, sig), content=body)
+                finally:
+                    self.pacer.done(cmd.name)  # counted from its answer (client/_pacing.py)
                 return self._read(cmd, response)
             except (ApiError, NetworkError) as exc:
                 failure = exc

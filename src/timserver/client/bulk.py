@@ -96,7 +96,7 @@ def _user_id(value: Any) -> str:
 
 def _per_item(cmd: Command[Any, Any], user_ids: Sequence[str], items: Sequence[Any],
               make: Callable[[Any], AccountResult]) -> list[AccountResult]:
-    """Match ``ResultItem`` to the request: item for item (spec §9.3), else by UserID."""
+    """Match ``ResultItem`` to the request: item for item (docs/protocol.md §7.8), else by UserID."""
     if [i.UserID for i in items] == list(user_ids):
         return [make(i) for i in items]
     by_id = {i.UserID: i for i in items}
@@ -158,7 +158,7 @@ class ImportOperation(Operation[m.AccountListItem]):
 
     def request(self, batch: Sequence[m.AccountListItem]) -> Struct:
         if all(a.Nick is UNSET and a.FaceUrl is UNSET for a in batch):
-            # The original format: every server and SDK generation knows it (spec §4.2).
+            # The original format: every server and SDK generation knows it (docs/protocol.md §7.2).
             return m.MultiAccountImportRequest(Accounts=[a.UserID for a in batch])
         return m.MultiAccountImportRequest(AccountList=list(batch))
 

@@ -16,7 +16,7 @@ import csv
 import io
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
 
@@ -28,6 +28,11 @@ PROFILE_FIELDS = ("Nick", "FaceUrl")
 
 class InputError(ValueError):
     """The input cannot be read as accounts; the message names the line."""
+
+
+#: ``on_bad(line_number, reason, text)``: a line that is not an account, skipped (instead of
+#: raising :class:`InputError`); ``text`` is the line as read (without its end of line).
+OnBad = Callable[[int, str, str], None]
 
 
 def read_accounts(path: str | os.PathLike[str]) -> list[Account]:
@@ -50,22 +55,30 @@ _line_decoder = msgspec.json.Decoder(Account)
 class _Lines:
     """The lines of a binary input, decoded, each with its ``\n``; ``number`` is the last one's."""
 
-    def __init__(self, lines: Iterable[bytes]) -> None:
+    def __init__(self, lines: Iterable[bytes], on_bad: OnBad | None = None) -> None:
         self._it = iter(lines)
         self.number = 0
+        self.on_bad = on_bad
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        raw = next(self._it)
-        self.number += 1
-        if self.number == 1:
-            raw = raw.removeprefix(b"\xef\xbb\xbf")
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"line {self.number}: not UTF-8 ({exc.reason})") from None
+        while True:
+            raw = next(self._it)
+            self.number += 1
+            if self.number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.bad(f"not UTF-8 ({exc.reason})", raw.decode("utf-8", "replace"))
+
+    def bad(self, reason: str, text: str) -> None:
+        """A bad line: raised, or reported and skipped when the reader was given ``on_bad``."""
+        if self.on_bad is None:
+            raise InputError(f"line {self.number}: {reason}")
+        self.on_bad(self.number, reason, _bare(text))
 
 
 def _bare(line: str) -> str:
@@ -73,18 +86,20 @@ def _bare(line: str) -> str:
     return line.removesuffix("\n").removesuffix("\r")
 
 
-def iter_accounts(lines: Iterable[bytes]) -> Iterator[Account]:
+def iter_accounts(lines: Iterable[bytes], on_bad: OnBad | None = None) -> Iterator[Account]:
     """The accounts of a binary input (an ``open(path, "rb")`` file, ``sys.stdin.buffer``, any
     iterable of byte lines), as it is read, line by line: the rules of the module docstring.
 
-    A bad line raises :class:`InputError` when it is reached (after the accounts before it).
+    A bad line raises :class:`InputError` when it is reached (after the accounts before it), or
+    with ``on_bad`` is reported to it and skipped (every bad line of the input, in one pass).
     """
-    return (account for _, account in iter_numbered_accounts(lines))
+    return (account for _, account in iter_numbered_accounts(lines, on_bad))
 
 
-def iter_numbered_accounts(lines: Iterable[bytes]) -> Iterator[tuple[int, Account]]:
+def iter_numbered_accounts(lines: Iterable[bytes],
+                           on_bad: OnBad | None = None) -> Iterator[tuple[int, Account]]:
     """``iter_accounts`` with the number of each account's (last) line, for messages."""
-    source = _Lines(lines)
+    source = _Lines(lines, on_bad)
     first = next((line for line in source if line.strip()), None)
     if first is None:
         return
@@ -104,9 +119,11 @@ def _ndjson_stream(first: str, source: _Lines) -> Iterator[tuple[int, Account]]:
         if not line.strip():
             continue
         try:
-            yield source.number, _line_decoder.decode(line)  # unknown keys are ignored
+            account = _line_decoder.decode(line)  # unknown keys are ignored
         except msgspec.DecodeError as exc:
-            raise InputError(f"line {source.number}: {exc}") from None
+            source.bad(str(exc), line)
+            continue
+        yield source.number, account
 
 
 def _csv_stream(first: str, source: _Lines) -> Iterator[tuple[int, Account]]:
@@ -121,7 +138,8 @@ def _csv_stream(first: str, source: _Lines) -> Iterator[tuple[int, Account]]:
         if not any(row):
             continue  # a blank line
         if user_id >= len(row) or not row[user_id]:
-            raise InputError(f"line {source.number}: no UserID")
+            source.bad("no UserID", line)
+            continue
         account = Account(UserID=row[user_id])
         for i, name in profile:
             if i < len(row) and row[i]:

@@ -1,4 +1,4 @@
-"""Where Tencent serves the REST API (spec §1.2), and how an ``endpoint`` becomes a base URL."""
+"""Where Tencent serves the REST API (docs/protocol.md §2.2), and how an ``endpoint`` becomes a base URL."""
 
 from __future__ import annotations
 

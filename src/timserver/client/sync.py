@@ -75,7 +75,10 @@ class Client(Commands, BaseClient):
             self.stats.sent()
             failure: TimClientError
             try:
-                response = self._http.post(self._url(cmd, sig), content=body)
+                try:
+                    response = self._http.post(self._url(cmd, sig), content=body)
+                finally:
+                    self.pacer.done(cmd.name)  # counted from its answer (client/_pacing.py)
                 return self._read(cmd, response)
             except (ApiError, NetworkError) as exc:
                 failure = exc

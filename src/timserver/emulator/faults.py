@@ -15,7 +15,7 @@ of the catalogue); ``Drop`` the connection without an answer; ``FailItems``: fai
 batch (``FailAccounts`` / ``ResultCode`` ≠ 0), the items naming ``UserID`` or, without one,
 each item with ``ItemProbability``; the other items are served normally.
 
-Where: after every check of spec §9.1 (auth, rate limit, body validation), just before the
+Where: after every check of docs/protocol.md §4 (auth, rate limit, body validation), just before the
 command's handler — where Tencent's backend itself fails. Rules are evaluated oldest first; a
 rule that only adds latency lets the next rules be evaluated, the first rule that fires with an
 action ends the evaluation.

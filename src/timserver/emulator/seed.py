@@ -9,7 +9,7 @@ Three shapes, told apart by the file's extension, else by its first line:
 * one UserID per line (anything else; a UserID is the whole line, spaces included; a first
   line ``UserID`` is a header).
 
-Every account is checked with the rules of a /v4 import (spec §9.2) before anything is
+Every account is checked with the rules of a /v4 import (docs/protocol.md §7.7) before anything is
 imported; the first bad line stops the seeding with its line number. Empty lines are skipped.
 A file may hold at most 1,000,000 accounts (64 MiB).
 """

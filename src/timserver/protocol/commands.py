@@ -3,7 +3,7 @@
 Everything else derives from it: the server's routing, body validation and rate limits, the
 OpenAPI document, the console's command list and sample bodies, and the SDK's methods. Adding a
 command means adding one ``Command`` here and one handler method on ``AccountService``.
-Reads like spec §4.7.
+Reads like docs/protocol.md §7.6.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .validate import RequestParser
 #: The largest 32-bit unsigned integer: the top of ``random`` and of an SDKAppID.
 MAX_UINT32 = 4294967295
 
-#: Query parameters of every call (spec §1.1), for the OpenAPI document and the SDK.
+#: Query parameters of every call (docs/protocol.md §2.1), for the OpenAPI document and the SDK.
 QUERY_PARAMETERS: tuple[tuple[str, str], ...] = (
     ("sdkappid", "The app's SDKAppID (decimal digits)."),
     ("identifier", "The caller's UserID; must be an app admin."),
@@ -28,7 +28,7 @@ QUERY_PARAMETERS: tuple[tuple[str, str], ...] = (
     ("contenttype", "Always `json`."),
 )
 
-#: Codes any /v4 call can answer before its own handler runs (spec §9.1).
+#: Codes any /v4 call can answer before its own handler runs (docs/protocol.md §4).
 COMMON_ERRORS: tuple[int, ...] = (
     60002, 60003, 60004, 60006, 60007, 60008, 60009, 60012, 60015,
     70001, 70002, 70003, 70005, 70009, 70013, 70014, 70169, 70402, 70403, 70500,
@@ -47,7 +47,7 @@ class Command(Generic[RequestT, ResponseT]):
     request: type[RequestT]
     response: type[ResponseT]
     handler: str  # the AccountService method that serves it
-    default_rate: int  # accepted calls per second per app (spec §1.7, §9.4)
+    default_rate: int  # accepted calls per second per app (docs/protocol.md §8.1)
     max_items: int  # the most items one call may carry in its batch array
     sample: dict[str, Any]  # Tencent's documented sample body
     errors: tuple[int, ...] = ()  # codes of the command's own rules, beyond COMMON_ERRORS

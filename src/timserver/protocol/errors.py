@@ -2,7 +2,7 @@
 
 One table, used by the server (ErrorInfo texts), the console (meaning of a code), the SDK
 (which codes are worth a retry) and the docs. Codes and meanings follow Tencent's public
-tables (spec §2); the sentences are ours, written so that a person knows what to do.
+tables (docs/protocol.md §6); the sentences are ours, written so that a person knows what to do.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class ErrorSpec:
 
 
 _CATALOGUE: tuple[ErrorSpec, ...] = (
-    # Public REST framework codes (spec §2.1).
+    # Public REST framework codes (docs/protocol.md §6.1).
     ErrorSpec(60002, "HTTP_PARSE_ERROR",
               "HTTP parse error: check the request URL format and its query parameters."),
     ErrorSpec(60003, "JSON_PARSE_ERROR",
@@ -43,7 +43,7 @@ _CATALOGUE: tuple[ErrorSpec, ...] = (
               "The REST API call must carry an SDKAppID: add sdkappid to the URL."),
     ErrorSpec(60015, "ACCOUNT_TYPE_ERROR",
               "Account type error: a UserID must be a JSON string, not a number."),
-    # Account and UserSig codes (spec §2.2).
+    # Account and UserSig codes (docs/protocol.md §6.2).
     ErrorSpec(70001, "USERSIG_EXPIRED",
               "The UserSig has expired: generate a new one (a validity of 24 hours or more "
               "is recommended)."),
@@ -85,10 +85,10 @@ _CATALOGUE: tuple[ErrorSpec, ...] = (
 
 CATALOGUE: dict[int, ErrorSpec] = {spec.code: spec for spec in _CATALOGUE}
 
-#: Codes a client should retry with backoff (spec §9.5).
+#: Codes a client should retry with backoff (docs/protocol.md §6.3).
 RETRYABLE_CODES: frozenset[int] = frozenset(s.code for s in _CATALOGUE if s.retryable)
 
-#: Tencent's literal per-item ResultInfo for a UserID that does not exist (spec §4.3).
+#: Tencent's literal per-item ResultInfo for a UserID that does not exist (docs/protocol.md §7.3).
 ACCOUNT_NOT_EXIST_INFO = "Err_TLS_PT_Open_Login_Account_Not_Exist"
 
 

@@ -1,7 +1,7 @@
 """Request and response bodies of the REST commands, as typed structs.
 
 Field names, nesting and the order of keys in answers follow Tencent's documented samples
-(spec §4) byte for byte. Three markers tell the request validator (``validate.py``) how
+(docs/protocol.md §7) byte for byte. Three markers tell the request validator (``validate.py``) how
 Tencent treats a field; they also document the field in the OpenAPI schema:
 
 * ``UserIDField``: a UserID; a JSON number here is refused with 60015, any other non-string
@@ -27,7 +27,7 @@ ProfileStr = Annotated[str, Meta(description=PROFILE_DOC)]
 
 
 class Envelope(Struct, kw_only=True):
-    """The three fields every answer carries (spec §1.4)."""
+    """The three fields every answer carries (docs/protocol.md §3)."""
 
     ActionStatus: str = "OK"
     ErrorInfo: str = ""

@@ -2,7 +2,7 @@
 
 The request structs of ``messages.py`` are the only description of a body; this module reads
 their type hints once per command and compiles a converter (a tree of small closures, so that a
-100-item batch costs a few microseconds). The rules are spec §9.1 step 9 and §9.6:
+100-item batch costs a few microseconds). The rules are docs/protocol.md §4 step 9 and §7.8:
 
 * not an object, a required field missing, a field of the wrong type, an empty array, more items
   than the command allows, two alternative fields at once → 70402 (call level);

@@ -1,9 +1,9 @@
 """The ASGI application: the front, the routes, health, metrics and the lifespan.
 
 Every answer under ``/v4/`` (and to any unknown path) is HTTP 200 with Tencent's envelope and
-the CORS headers of Tencent's samples; ``pipeline.py`` makes every API answer, ``dispatch.py``
-decides a /v4 call. Plugins (the console, the emulator: ``timserver.wiring``) add routes and
-hooks through ``hooks.py``.
+the CORS headers of Tencent's samples (docs/protocol.md §3); ``pipeline.py`` makes every API
+answer, ``dispatch.py`` decides a /v4 call. Plugins (the console, the emulator:
+``timserver.wiring``) add routes and hooks through ``hooks.py``.
 """
 
 from __future__ import annotations

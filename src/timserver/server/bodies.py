@@ -1,6 +1,6 @@
 """Request bodies: read with a size limit and a time limit, decode as Tencent's JSON rules say.
 
-Used by the /v4 calls (spec §9.1 step 9) and by the extension endpoints under /_timserver/,
+Used by the /v4 calls (docs/protocol.md §4 step 9) and by the extension endpoints under /_timserver/,
 so that every body anywhere gets the same answers: 60008 too large or too slow, 60003 not a
 UTF-8 JSON text, 70402 not a JSON object (where an object is required).
 """

@@ -1,4 +1,4 @@
-"""One /v4 call, checked in the order of spec §9.1: first failure wins.
+"""One /v4 call, checked in the order of docs/protocol.md §4: first failure wins.
 
     method → command → sdkappid → identifier/usersig → random/contenttype → UserSig → admin
            → rate limit → body → handler (under a deadline)
@@ -31,7 +31,7 @@ from .hooks import Call, Plugin, Serve, overrides
 
 log = logging.getLogger("timserver.dispatch")
 
-MAX_BODY_BYTES = 1024 * 1024  # docs/protocol.md: the body limit (check 9)
+MAX_BODY_BYTES = 1024 * 1024  # docs/protocol.md §4 step 9
 MAX_IDENTIFIER_BYTES = 256  # no admin is longer than a UserID (32 bytes); refused before recording
 VERIFIED_SIGS = 4096  # UserSigs whose signature was checked, kept (about 2 MB at most)
 
@@ -148,7 +148,7 @@ class Dispatcher:
 
     async def authenticate(self, params: dict[str, str], info: Call, *,
                            require_random: bool = True) -> App:
-        """Steps 3 to 7 of spec §9.1: the app, the caller, the UserSig, admin rights.
+        """Steps 3 to 7 of docs/protocol.md §4: the app, the caller, the UserSig, admin rights.
 
         Also the gate of the extension endpoints under ``/_timserver/`` (with
         ``require_random=False``: they need no ``random`` nor ``contenttype``).

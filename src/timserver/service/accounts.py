@@ -1,4 +1,4 @@
-"""Account rules: the five ``im_open_login_svc`` commands (spec §4, §9.2–9.4, §9.6).
+"""Account rules: the five ``im_open_login_svc`` commands (docs/protocol.md §7, §9).
 
 Each handler takes the app (already authenticated by the wire layer) and the command's request
 struct, and returns the response struct; failures of the whole call raise ``TimError``.

@@ -1,4 +1,4 @@
-"""Apps: SDKAppID, secret key, admins, edition and rate limits (spec §9.4)."""
+"""Apps: SDKAppID, secret key, admins, edition and rate limits (docs/protocol.md §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rate limits: at most RATE accepted calls in any 1-second window, strictly (spec §9.6).
+"""Rate limits: at most RATE accepted calls in any 1-second window, strictly (docs/protocol.md §8.1).
 
 A sliding log: for each (app, command) the times of the calls accepted in the last second.
 A call is accepted when fewer than RATE calls were accepted in the second before it. Unlike a

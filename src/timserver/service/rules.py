@@ -1,4 +1,4 @@
-"""What makes a UserID and a profile field valid (spec §9.2)."""
+"""What makes a UserID and a profile field valid (docs/protocol.md §7.7)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def has_control(text: str) -> bool:
 
 
 def userid_problem(user_id: str) -> str | None:
-    """Why ``user_id`` is not a valid UserID (spec §9.2), or None when it is valid."""
+    """Why ``user_id`` is not a valid UserID (docs/protocol.md §7.7), or None when it is valid."""
     if user_id.isascii() and 0 < len(user_id) <= MAX_USERID_BYTES and user_id.isprintable():
         return None  # the usual UserID, at once (printable ASCII: no control character)
     if not user_id:
