@@ -205,10 +205,13 @@ class TimServer:
         """POST a /v4 command as the app's admin; the answer's JSON."""
         return self.post(command, body, **query).json()
 
+    def _control_query(self) -> dict[str, str]:
+        return {"sdkappid": str(self.sdkappid), "identifier": self.admin,
+                "usersig": self.control_usersig()}
+
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call a control endpoint (``/_timserver/...``) as the admin; raises ControlError."""
-        params = {"sdkappid": str(self.sdkappid), "identifier": self.admin,
-                  "usersig": self.control_usersig()}
+        params = self._control_query()
         response = self.client.request(method, f"{self.base_url}{path}", params=params,
                                        json=body if method != "GET" else None)
         answer = response.json()
@@ -239,6 +242,29 @@ class TimServer:
         by default; the admins' kicks too with ``kicks``: the fixture's start of a test)."""
         body = {"Faults": faults, "Clock": clock, **({"Kicks": True} if kicks else {})}
         return self.control("POST", "/_timserver/reset", body)
+
+    def calls(self, *, command: str | None = None, user_id: str | None = None,
+              code: int | None = None, since: float | None = None,
+              until: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """The app's answered /v4 calls, oldest first, as the request journal recorded them
+        (with bodies and UserIDs: the fixtures start the server with ``--record-bodies``)."""
+        return self.calls_answer(command=command, user_id=user_id, code=code, since=since,
+                                 until=until, limit=limit)["Calls"]
+
+    def count_calls(self, **filters: Any) -> int:
+        """How many recorded calls match (``calls``' filters)."""
+        return int(self.calls_answer(**filters)["Count"])
+
+    def calls_answer(self, **filters: Any) -> dict[str, Any]:
+        query = {name: str(value) for name, value in filters.items() if value is not None}
+        answer = self.client.get(f"{self.base_url}/_timserver/calls",
+                                 params={**self._control_query(), **query}).json()
+        if answer.get("ErrorCode") != 0:
+            raise ControlError(answer)
+        return answer
+
+    def clear_calls(self) -> int:
+        return self.control("POST", "/_timserver/calls/clear", {})["Cleared"]
 
     def set_clock(self, offset: float) -> dict[str, Any]:
         return self.control("POST", "/_timserver/clock", {"Offset": offset})
@@ -309,7 +335,7 @@ if pytest is not None:
     @pytest.fixture(scope="session")
     def tim_server_session(tmp_path_factory: Any) -> Iterator[TimServer]:
         """One timserver for the whole test session (not reset: see ``tim_server``)."""
-        server = start_server(folder=tmp_path_factory.mktemp("timserver"))
+        server = start_server(args=["--record-bodies"], folder=tmp_path_factory.mktemp("timserver"))
         try:
             yield server
         finally:
@@ -318,6 +344,7 @@ if pytest is not None:
     @pytest.fixture
     def tim_server(tim_server_session: TimServer) -> TimServer:
         """The session's timserver, reset before the test: no accounts but the admin, no kicks,
-        no fault rules, the real clock, empty rate-limit windows."""
+        no fault rules, the real clock, empty rate-limit windows, no recorded call."""
         tim_server_session.reset(kicks=True)
+        tim_server_session.clear_calls()
         return tim_server_session

@@ -28,7 +28,9 @@ CONTROL = [("POST", "/_timserver/clock", {"Offset": -3_000_000}),
            ("POST", "/_timserver/reset", {}),
            ("POST", "/_timserver/faults", {"Code": 70500}),
            ("GET", "/_timserver/faults", None),
-           ("POST", "/_timserver/faults/clear", {})]
+           ("POST", "/_timserver/faults/clear", {}),
+           ("GET", "/_timserver/calls", None),
+           ("POST", "/_timserver/calls/clear", {})]
 
 
 def cli(db: str, *args: str) -> subprocess.CompletedProcess[str]:

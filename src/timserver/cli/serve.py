@@ -162,6 +162,7 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
                         console=console, console_bind=console_bind, console_token=token,
                         emulator=emulator_on)
     settings.throttle_hints = emulator["throttle_hints"]
+    settings.record_bodies = bool(emulator.get("record_bodies"))
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
     os.environ[httpguard.HEADER_TIMEOUT_ENV] = str(header_timeout)  # read by every worker
     try:
@@ -173,7 +174,8 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
 
 
 #: serve's options that only the emulator gives a meaning to
-EMULATOR_ONLY = {"--faults": "faults_file", "--seed": "seed_path", "--clock-offset": "clock_offset"}
+EMULATOR_ONLY = {"--faults": "faults_file", "--seed": "seed_path", "--clock-offset": "clock_offset",
+                 "--record-bodies": "record_bodies"}
 
 
 def _remove_stale_shared_folders(parent: str) -> None:

@@ -294,6 +294,10 @@ def emulator_options(command):  # type: ignore[no-untyped-def]
                           "without it the database's server-wide offset stays."),
         click.option("--throttle-hints", is_flag=True,
                      help="On 60007 also send Retry-After and X-RateLimit-* headers."),
+        click.option("--record-bodies", is_flag=True, default=None,
+                     help="The request journal keeps each call's request and response bodies "
+                          "(16 KiB each at most) and the UserIDs it names, for "
+                          "GET /_timserver/calls (docs/emulator.md). Never the query: no UserSig."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -11,6 +11,10 @@ and touches its own rules and data:
                                       (the admins' kicks too): true for those as well
     GET  /_timserver/clock            the app's clock      → {"Offset", "ServerOffset", "Now", ...}
     POST /_timserver/clock            {"Offset": s} or {"Advance": s}: the app's own offset only
+    GET  /_timserver/calls            the app's recorded /v4 calls (serve --record-bodies for
+                                      bodies and UserIDs), filtered by command, user_id, code,
+                                      since, until     → {"Count": n, "Calls": [...]}
+    POST /_timserver/calls/clear      {} forget the app's recorded calls   → {"Cleared": n}
 
 Every answer, good or bad, is Tencent's envelope with HTTP 200 (the pipeline builds it).
 """
@@ -21,6 +25,9 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from ..protocol.commands import BY_NAME
 from ..server.hooks import Access, BadInput, Endpoint, EndpointCall
 from ..storage import App
 from . import faults, state
@@ -52,9 +59,24 @@ def _seconds(body: dict[str, Any], name: str) -> float:
     return value
 
 
+def _number(params: dict[str, str], name: str, kind: type, low: float, high: float) -> Any:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not low <= value <= high:
+        raise BadInput(f"{name} must be a number from {low:g} to {high:g}")
+    return value
+
+
 def control_endpoints(plugin: EmulatorPlugin) -> list[Endpoint]:
     emulator = plugin.state
     storage = emulator.storage
+    assert plugin.handles is not None, "setup() first"
+    journal = plugin.handles.journal  # the server's: GET /_timserver/calls reads it
 
     def app_of(call: EndpointCall) -> App:
         assert call.app is not None  # Access.ADMIN
@@ -115,7 +137,33 @@ def control_endpoints(plugin: EmulatorPlugin) -> list[Endpoint]:
         await emulator.refresh(force=True)  # this process's own change, at once
         return clock_answer(app)
 
+    async def calls(call: EndpointCall) -> dict[str, Any]:
+        params = call.params
+        command = params.get("command") or None
+        if command is not None and command not in BY_NAME:
+            raise BadInput(f"command must be one of {', '.join(BY_NAME)}")
+        user_id = params.get("user_id") or None
+        if user_id is not None and (len(user_id.encode("utf-8", "replace")) > 32):
+            raise BadInput("user_id is longer than a UserID (32 bytes)")
+        if user_id is not None and not journal.record_bodies:
+            raise BadInput("this server records no request bodies, so no UserIDs: start it "
+                           "with serve --record-bodies to filter by user_id")
+        limit = _number(params, "limit", int, 1, max(journal.size, 1)) or 100
+        found = journal.entries(
+            sdkappid=app_of(call).sdkappid, command=command, user_id=user_id,
+            code=_number(params, "code", int, 0, 2**31), since=_number(params, "since", float, 0,
+                                                                       2**40),
+            until=_number(params, "until", float, 0, 2**40))
+        return {"Count": len(found), "Recording": journal.record_bodies,
+                "Calls": msgspec.to_builtins(found[-limit:])}
+
+    async def clear_calls(call: EndpointCall) -> dict[str, Any]:
+        _only(await call.json(MAX_BODY_BYTES))
+        return {"Cleared": journal.clear(app_of(call).sdkappid)}
+
     return [
+        Endpoint("/_timserver/calls", {"GET": calls}, Access.ADMIN, cors=True),
+        Endpoint("/_timserver/calls/clear", {"POST": clear_calls}, Access.ADMIN, cors=True),
         Endpoint("/_timserver/faults", {"GET": list_faults, "POST": add_fault}, Access.ADMIN,
                  cors=True),
         Endpoint("/_timserver/faults/clear", {"POST": clear_faults}, Access.ADMIN, cors=True),

@@ -254,18 +254,7 @@ def spec_text(spec: FaultSpec) -> str:
 # --- the dispatcher's hook ---------------------------------------------------------------------
 
 
-def request_user_ids(request: Any) -> list[str]:
-    """The UserIDs a (validated) request body names, in order, duplicates kept."""
-    if isinstance(request, m.AccountCheckRequest):
-        return [item.UserID for item in request.CheckItem]
-    if isinstance(request, m.AccountDeleteRequest):
-        return [item.UserID for item in request.DeleteItem]
-    if isinstance(request, m.MultiAccountImportRequest):
-        if request.Accounts is not m.UNSET:
-            return list(request.Accounts)
-        return [item.UserID for item in request.AccountList]
-    user_id = getattr(request, "UserID", None)
-    return [user_id] if isinstance(user_id, str) else []
+request_user_ids = m.user_ids_of  # the UserIDs a request names (protocol/messages.py)
 
 
 class Holds:

@@ -60,6 +60,7 @@ class Settings:
     journal_size: int = 1000  # answered /v4 requests kept in memory per worker (0: none)
     throttle_hints: bool = False  # 60007 also carries Retry-After / X-RateLimit-* headers
     emulator: bool = True  # the emulator's powers (serve --no-emulator: production mode)
+    record_bodies: bool = False  # the journal keeps request and response bodies (emulator only)
 
 
 def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
@@ -72,7 +73,8 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
                                on_fallback=observability.set_limiter_fallback)
     dispatcher = Dispatcher(storage, Clock(), deadline=settings.deadline,
                             body_timeout=settings.body_timeout, limiter=limiter, plugins=plugins)
-    journal = Journal(settings.journal_size)
+    journal = Journal(settings.journal_size,
+                      record_bodies=settings.record_bodies and settings.emulator)
     access = ConsoleAccess(settings.console, settings.console_bind, settings.console_token)
     pipeline = Pipeline(dispatcher, journal=journal, access=access, plugins=plugins,
                         throttle_hints=settings.throttle_hints)

@@ -123,10 +123,11 @@ class Dispatcher:
         await self.check_rate(app, cmd)
         # 9. The body.
         body = await self._read(read_body)
-        info.body_bytes = len(body)
+        info.body_bytes, info.request_body = len(body), body
         request = cmd.parse.from_json(body)  # a valid body, in one pass
         if request is None:  # else the rules one by one, with Tencent's codes
             request = cmd.parse(self._decode(body))
+        info.request = request
         # 10. The handler; plugins around it (the emulator's faults: where Tencent's backend
         # itself would fail, after every check).
         if self.around is not None:

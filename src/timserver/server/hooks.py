@@ -72,6 +72,8 @@ class Call:
     code: int = 0
     rate: Any = None  # with 60007: the limiter's Decision (throttle hints)
     body_bytes: int = -1  # bytes of the request body read (-1: not read)
+    request_body: bytes | None = None  # /v4: the body as read (recorded with --record-bodies)
+    request: Any = None  # /v4: the validated request struct
     #: /v4 calls on a server: returns when the client hangs up (after the body was read)
     disconnected: Callable[[], Awaitable[None]] | None = None
 

@@ -21,6 +21,11 @@ import msgspec
 
 DEFAULT_SIZE = 1000
 MAX_SIZE = 100_000
+#: With ``serve --record-bodies``: the bytes of a request and of a response body kept per entry
+#: (the rest is cut), so the ring holds at most about size × 2 × MAX_RECORDED_BODY bytes.
+MAX_RECORDED_BODY = 16 * 1024
+
+
 def declared_size(declared: str | None) -> int:
     """Bytes of a request body refused before it was read: as its Content-Length says."""
     if declared and declared.isascii() and declared.isdigit():
@@ -43,6 +48,10 @@ class Entry(msgspec.Struct, frozen=True):
     LatencyMs: float
     RequestBytes: int
     ResponseBytes: int
+    # with serve --record-bodies only (absent otherwise):
+    UserIDs: list[str] | msgspec.UnsetType = msgspec.UNSET  # named by the request body
+    RequestBody: str | msgspec.UnsetType = msgspec.UNSET  # cut at MAX_RECORDED_BODY bytes
+    ResponseBody: str | msgspec.UnsetType = msgspec.UNSET
 
 
 _encoder = msgspec.json.Encoder()
@@ -52,39 +61,75 @@ class Journal:
     """The ring. ``record`` runs on every call, so it keeps the raw values in a tuple; the
     entries (cleaned texts, rounded figures, the Id) are made when someone reads them."""
 
-    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, size: int = DEFAULT_SIZE, *, record_bodies: bool = False) -> None:
         self.size = max(0, min(int(size), MAX_SIZE))
+        self.record_bodies = record_bodies
         self.pid = os.getpid()
         self._ring: deque[tuple[Any, ...]] = deque(maxlen=self.size or 1)
         self._seq = 0
 
     def record(self, method: str, path: str, command: str | None, sdkappid: int | None,
                identifier: str | None, code: int, latency_ms: float, request_bytes: int,
-               response_bytes: int, now: float | None = None) -> None:
+               response_bytes: int, now: float | None = None,
+               bodies: tuple[bytes | None, bytes | None, list[str]] | None = None) -> None:
+        """``bodies``: (request body, response body, the UserIDs the request names), kept
+        only with ``record_bodies``."""
         if self.size == 0:
             return
         # path and identifier come clipped (``observability.clip``, by the pipeline), so that
         # the ring's memory stays bounded whatever the requests carry
         self._seq += 1
+        kept = None
+        if self.record_bodies and bodies is not None:
+            request, response, user_ids = bodies
+            kept = (request[:MAX_RECORDED_BODY] if request is not None else None,
+                    response[:MAX_RECORDED_BODY] if response is not None else None,
+                    tuple(user_ids))
         self._ring.append((self._seq, time.time() if now is None else now, method, path,
                            command, sdkappid, identifier, code, latency_ms, request_bytes,
-                           response_bytes))
+                           response_bytes, kept))
 
     def entries(self, *, sdkappid: int | None = None, after: int = 0,
-                limit: int | None = None) -> list[Entry]:
-        """Entries oldest first; only the app's when ``sdkappid`` is given; the newest ``limit``."""
-        found = [raw for raw in list(self._ring)
-                 if raw[0] > after and (sdkappid is None or raw[5] == sdkappid)]
+                limit: int | None = None, command: str | None = None,
+                user_id: str | None = None, code: int | None = None,
+                since: float | None = None, until: float | None = None) -> list[Entry]:
+        """Entries oldest first; only the app's when ``sdkappid`` is given, and only those of
+        ``command``, naming ``user_id`` (recorded bodies only), answered ``code``, in
+        [``since``, ``until``]; the newest ``limit`` of them."""
+        found = [raw for raw in list(self._ring) if self._matches(
+            raw, after, sdkappid, command, user_id, code, since, until)]
         return [self._entry(raw) for raw in (found[-limit:] if limit else found)]
+
+    @staticmethod
+    def _matches(raw: tuple[Any, ...], after: int, sdkappid: int | None, command: str | None,
+                 user_id: str | None, code: int | None, since: float | None,
+                 until: float | None) -> bool:
+        return (raw[0] > after and (sdkappid is None or raw[5] == sdkappid)
+                and (command is None or raw[4] == command)
+                and (code is None or raw[7] == code)
+                and (since is None or raw[1] >= since) and (until is None or raw[1] <= until)
+                and (user_id is None or (raw[11] is not None and user_id in raw[11][2])))
+
+    def clear(self, sdkappid: int) -> int:
+        """Forget the app's entries; how many there were."""
+        kept = [raw for raw in self._ring if raw[5] != sdkappid]
+        cleared = len(self._ring) - len(kept)
+        self._ring.clear()
+        self._ring.extend(kept)
+        return cleared
 
     def _entry(self, raw: tuple[Any, ...]) -> Entry:
         (seq, when, method, path, command, sdkappid, identifier, code, latency_ms,
-         request_bytes, response_bytes) = raw
+         request_bytes, response_bytes, kept) = raw
+        recorded: dict[str, Any] = {}
+        if kept is not None:
+            request, response, user_ids = kept
+            recorded = {"UserIDs": list(user_ids),
+                        "RequestBody": _text(request), "ResponseBody": _text(response)}
         return Entry(Id=f"{self.pid}-{seq}", Seq=seq, Time=round(when, 3), Method=method,
-                     Path=path, Command=command, SDKAppID=sdkappid,
-                     Identifier=identifier, ErrorCode=code,
-                     LatencyMs=round(latency_ms, 2), RequestBytes=request_bytes,
-                     ResponseBytes=response_bytes)
+                     Path=path, Command=command, SDKAppID=sdkappid, Identifier=identifier,
+                     ErrorCode=code, LatencyMs=round(latency_ms, 2), RequestBytes=request_bytes,
+                     ResponseBytes=response_bytes, **recorded)
 
     @property
     def last_seq(self) -> int:
@@ -93,3 +138,7 @@ class Journal:
     @staticmethod
     def ndjson(entries: Iterable[Entry]) -> bytes:
         return b"".join(_encoder.encode(e) + b"\n" for e in entries)
+
+
+def _text(body: bytes | None) -> str | msgspec.UnsetType:
+    return msgspec.UNSET if body is None else body.decode("utf-8", "replace")

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..protocol.commands import BY_NAME, COMMANDS
 from ..protocol.errors import TimError
+from ..protocol.messages import user_ids_of
 from . import observability
 from .access import ConsoleAccess
 from .bodies import read_body, read_json_object
@@ -78,7 +79,7 @@ class Pipeline:
         elapsed = time.perf_counter() - started
         observability.observe(call.command, call.code, elapsed)
         self.record(method, path, call, elapsed, len(body),
-                    call.body_bytes if call.body_bytes >= 0 else declared_size(declared))
+                    call.body_bytes if call.body_bytes >= 0 else declared_size(declared), body)
         return body, call
 
     def headers_for(self, body: bytes, call: Call) -> list[tuple[bytes, bytes]]:
@@ -174,7 +175,7 @@ class Pipeline:
     # --- recording ------------------------------------------------------------------------------
 
     def record(self, method: str, path: str, call: Call, elapsed: float, response_bytes: int,
-               request_bytes: int) -> None:
+               request_bytes: int, response: bytes | None = None) -> None:
         """The access log line and the journal entry of one answer; texts clipped once, here."""
         shown_path = observability.clip(path) or ""
         identifier = observability.clip(call.identifier)
@@ -187,8 +188,13 @@ class Pipeline:
                     "sdkappid": call.sdkappid, "identifier": identifier, "code": call.code,
                     "bytes": response_bytes, "ms": round(elapsed * 1000, 3)}})
         if call.command in BY_NAME or call.command is None:  # /v4 calls (endpoints: not yet)
+            bodies = None
+            if self.journal.record_bodies:  # serve --record-bodies (never the query: no UserSig)
+                bodies = (call.request_body, response,
+                          user_ids_of(call.request) if call.request is not None else [])
             self.journal.record(method, shown_path, call.command, call.sdkappid, identifier,
-                                call.code, elapsed * 1000, request_bytes, response_bytes)
+                                call.code, elapsed * 1000, request_bytes, response_bytes,
+                                bodies=bodies)
 
 
 async def _json_object(request: Request, limit: int) -> dict[str, Any]:
