@@ -10,7 +10,7 @@
   answer) (fix: server/httpguard.py, 431 past 64 KiB).
 * On PostgreSQL, a NUL character reaching a query (``/_timserver/accounts?prefix=%00``, or a
   pasted UserSig whose TLS.identifier holds one, explained by the console) was a database error:
-  70500 and a traceback (fix: server/console/routes.py refuses control characters in text
+  70500 and a traceback (fix: server/console/params.py refuses control characters in text
   parameters, 70402; storage/postgres.py: no kick can be recorded for such an identifier).
 * On PostgreSQL, a Nick or FaceUrl holding a NUL character (valid JSON, under 500 bytes) was a
   database error: 70500 and a traceback, while SQLite stored it (fix: service/rules.py refuses
