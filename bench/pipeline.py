@@ -24,7 +24,6 @@ import asyncio
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,19 +43,7 @@ class BareServer(run.Server):
         self.log = log.open("w")
         self.proc = subprocess.Popen([sys.executable, str(HERE / "bare_asgi.py"), str(self.port)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                import socket
-
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    if s.recv(100).startswith(b"HTTP/1.1 200"):
-                        return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise SystemExit(f"the bare server did not start; see {log}")
+        self.wait_ready(log, 30)
 
 
 async def _limited_app(url: str) -> None:

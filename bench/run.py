@@ -293,7 +293,11 @@ class Server:
             [sys.executable, "-m", "timserver", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), "--db", url, "--no-console", "--log-level", "warning",
              *extra], stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 60
+        self.wait_ready(log)
+
+    def wait_ready(self, log: Path, timeout: float = 60) -> None:
+        """Until ``GET /healthz`` answers 200 (any server under test: the bare one too)."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"the server exited; see {log}")
