@@ -161,6 +161,13 @@ def test_userbuf_must_be_a_string_even_when_the_hmac_matches() -> None:
     assert refusal(pack(doc))[0] == 70009
 
 
+def test_a_sig_field_that_is_not_valid_unicode_is_a_mismatch_not_a_crash() -> None:
+    """A lone surrogate (JSON "\\ud800") in TLS.sig cannot be encoded: it is compared replaced."""
+    assert refusal(pack({**document(), "TLS.sig": "\ud800"})) == (
+        70009, "The UserSig's signature does not match: it was signed with another secret key "
+               "(or altered after signing).")
+
+
 def test_userbuf_is_signed_and_returned() -> None:
     sig = usersig.generate(SDKAPPID, KEY, "xiaojun", 600, now=T, userbuf=b"\x00room")
     doc = verify(sig)
