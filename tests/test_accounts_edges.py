@@ -3,7 +3,9 @@ client reads (found by mutation testing, docs/testing.md)."""
 
 from __future__ import annotations
 
-from support import ADMIN, Api, make_app, uid
+import time
+
+from support import ADMIN, Api, make_app, query, sign, uid
 
 from timserver.protocol.errors import ACCOUNT_NOT_EXIST_INFO
 
@@ -100,3 +102,19 @@ async def test_kick_answers(api) -> None:
     assert await api.call("kick", {"UserID": "a" * 33}) == fail(
         70402, f"Invalid parameters: UserID {'a' * 33!r} is invalid: it is 33 bytes long in "
                "UTF-8; at most 32 are allowed.")
+
+
+async def test_a_kick_is_stamped_with_the_app_s_own_clock(client, app, api) -> None:
+    """With the app's clock moved 1000 s ahead, a UserSig signed 500 s ahead of the wall clock
+    is in that app's past: a kick now refuses it (70005) before its 70403 of a non-admin."""
+    user = uid()
+    await api.call("account_import", {"UserID": user})
+    moved = await client.post("/_timserver/clock", params=query(app), json={"Advance": 1000})
+    assert moved.json()["ErrorCode"] == 0, moved.text
+    ahead = sign(app, user, now=int(time.time()) + 500)
+    url = "/v4/im_open_login_svc/account_check"
+    resp = await client.post(url, params=query(app, identifier=user, sig=ahead), content=b"{}")
+    assert resp.json()["ErrorCode"] == 70403
+    assert await api.call("kick", {"UserID": user}) == OK
+    resp = await client.post(url, params=query(app, identifier=user, sig=ahead), content=b"{}")
+    assert resp.json()["ErrorCode"] == 70005
