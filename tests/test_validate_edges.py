@@ -55,6 +55,8 @@ REFUSED = [
     ("account_delete", {"DeleteItem": [{"UserID": ["a"]}]},
      bad("DeleteItem[0].UserID must be a string, not an array")),
     ("account_import", {"Identifier": 5}, (60015, NUMBER.format("Identifier"))),
+    ("account_import", {"UserID": 5, "Identifier": "b"}, (60015, NUMBER.format("UserID"))),
+    ("kick", {"UserID": None, "Identifier": "b"}, bad("UserID must be a string, not null")),
     ("account_import", {"UserID": {}}, bad("UserID must be a string, not an object")),
     ("account_import", {"UserID": "a", "Nick": 5}, bad("Nick must be a string, not a number")),
     ("account_import", {"UserID": "a", "FaceUrl": None}, bad("FaceUrl must be a string, not null")),
@@ -129,3 +131,40 @@ def test_an_integer_field_and_a_list_of_strings() -> None:
         with pytest.raises(TimError) as err:
             parse(body)
         assert (err.value.code, err.value.info) == bad(info)
+
+
+class Inner(Struct, kw_only=True):
+    Tags: list[str]
+
+
+class Outer(Struct, kw_only=True):
+    Items: list[Inner]
+    One: Inner | UnsetType = UNSET
+
+
+def test_nested_lists_keep_the_limit_and_the_path() -> None:
+    parse = RequestParser(Outer, max_items=2)
+    assert parse({"Items": [{"Tags": ["a", "b"]}], "One": {"Tags": ["c"]}}) == Outer(
+        Items=[Inner(Tags=["a", "b"])], One=Inner(Tags=["c"]))
+    for body, info in (({"Items": [{"Tags": ["a", "b", "c"]}]},
+                        "Items[0].Tags has 3 items; at most 2 are allowed per call"),
+                       ({"Items": [{"Tags": ["a"]}], "One": {"Tags": ["a"] * 3}},
+                        "One.Tags has 3 items; at most 2 are allowed per call")):
+        with pytest.raises(TimError) as err:
+            parse(body)
+        assert (err.value.code, err.value.info) == bad(info)
+
+
+class Floating(Struct, kw_only=True):
+    Ratio: float
+
+
+class Maybe(Struct, kw_only=True):
+    Name: str | None
+
+
+@pytest.mark.parametrize(("request_type", "named"), [(Floating, "float"), (Maybe, "None")])
+def test_a_field_the_parser_cannot_convert_is_refused_when_it_is_built(request_type: type,
+                                                                      named: str) -> None:
+    with pytest.raises(TypeError, match=f"^no request converter for .*{named}"):
+        RequestParser(request_type, max_items=1)
