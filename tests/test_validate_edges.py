@@ -168,3 +168,16 @@ def test_a_field_the_parser_cannot_convert_is_refused_when_it_is_built(request_t
                                                                       named: str) -> None:
     with pytest.raises(TypeError, match=f"^no request converter for .*{named}"):
         RequestParser(request_type, max_items=1)
+
+
+class Grid(Struct, kw_only=True):
+    Rows: list[list[str]]
+
+
+def test_a_list_of_lists_takes_the_full_parser_and_its_limits() -> None:
+    parse = RequestParser(Grid, max_items=2)
+    assert parse({"Rows": [["a"], ["b", "c"]]}) == Grid(Rows=[["a"], ["b", "c"]])
+    assert parse.from_json(b'{"Rows":[["a"]]}') is None  # no one-pass path for nested lists
+    with pytest.raises(TimError) as err:
+        parse({"Rows": [["a"], ["b", "c", "d"]]})
+    assert (err.value.code, err.value.info) == bad("Rows[1] has 3 items; at most 2 are allowed per call")
