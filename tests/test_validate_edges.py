@@ -181,3 +181,17 @@ def test_a_list_of_lists_takes_the_full_parser_and_its_limits() -> None:
     with pytest.raises(TimError) as err:
         parse({"Rows": [["a"], ["b", "c", "d"]]})
     assert (err.value.code, err.value.info) == bad("Rows[1] has 3 items; at most 2 are allowed per call")
+
+
+class Single(Struct, kw_only=True):
+    One: Inner
+
+
+def test_a_list_inside_a_nested_object_is_checked_too() -> None:
+    """msgspec alone would let the nested list through: the limit is the parser's to check."""
+    parse = RequestParser(Single, max_items=2)
+    assert parse({"One": {"Tags": ["a", "b"]}}) == Single(One=Inner(Tags=["a", "b"]))
+    with pytest.raises(TimError) as err:
+        parse({"One": {"Tags": ["a", "b", "c"]}})
+    assert (err.value.code, err.value.info) == bad("One.Tags has 3 items; at most 2 are allowed per call")
+    assert parse.from_json(b'{"One":{"Tags":["a","b","c"]}}') is None
