@@ -30,17 +30,14 @@ THRESHOLD = 90.0
 
 # name: (module, the test files that target it)
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "usersig": ("src/timserver/usersig.py", [
-        "tests/test_usersig_edges.py", "tests/test_usersig.py"]),
-    "validate": ("src/timserver/protocol/validate.py", [
-        "tests/test_validate_edges.py", "tests/test_validate_fast.py"]),
-    "rules": ("src/timserver/service/rules.py", [
-        "tests/test_rules_edges.py",
-        "tests/test_properties.py::test_userid_problems_is_userid_problem_of_each"]),
-    "ratelimit": ("src/timserver/service/ratelimit.py", [
-        "tests/test_ratelimit_edges.py", "tests/test_ratelimit.py"]),
-    "accounts": ("src/timserver/service/accounts.py", [
-        "tests/test_accounts_edges.py", "tests/test_accounts.py"]),
+    "usersig": ("src/timserver/usersig.py", ["tests/test_usersig_edges.py", "tests/test_usersig.py"]),
+    "validate": ("src/timserver/protocol/validate.py", ["tests/test_validate_edges.py", "tests/test_validate_fast.py"]),
+    "rules": (
+        "src/timserver/service/rules.py",
+        ["tests/test_rules_edges.py", "tests/test_properties.py::test_userid_problems_is_userid_problem_of_each"],
+    ),
+    "ratelimit": ("src/timserver/service/ratelimit.py", ["tests/test_ratelimit_edges.py", "tests/test_ratelimit.py"]),
+    "accounts": ("src/timserver/service/accounts.py", ["tests/test_accounts_edges.py", "tests/test_accounts.py"]),
 }
 # The SQLite half of the backend-parametrised tests: the modules above know no storage engine.
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-k", "not postgres"]
@@ -60,13 +57,20 @@ cli()
 """
 
 
-def mutmut(folder: Path, *args: str, timeout: float | None = None,
-           log: Path | None = None) -> subprocess.CompletedProcess[str]:
+def mutmut(
+    folder: Path, *args: str, timeout: float | None = None, log: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     out = open(log, "a") if log else subprocess.PIPE
     try:
-        return subprocess.run(["nice", "-n", "10", sys.executable, "-c", BOOT, *args], cwd=folder,
-                              text=True,
-                              stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False)
+        return subprocess.run(
+            ["nice", "-n", "10", sys.executable, "-c", BOOT, *args],
+            cwd=folder,
+            text=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
     finally:
         if log:
             out.close()
@@ -88,7 +92,8 @@ def prepare(name: str, fresh: bool) -> Path:
         "source_paths = src\n"
         f"only_mutate = {module}\n"
         f"pytest_add_cli_args_test_selection =\n    {lines(tests)}\n"
-        f"pytest_add_cli_args =\n    {lines(PYTEST_ARGS)}\n")
+        f"pytest_add_cli_args =\n    {lines(PYTEST_ARGS)}\n"
+    )
     return folder
 
 
@@ -112,8 +117,7 @@ def run(name: str, args: argparse.Namespace) -> dict[str, str]:
             return results(folder)
     started = time.monotonic()
     try:
-        mutmut(folder, "run", "--max-children", str(args.jobs), *names,
-               timeout=args.minutes * 60, log=log)
+        mutmut(folder, "run", "--max-children", str(args.jobs), *names, timeout=args.minutes * 60, log=log)
     except subprocess.TimeoutExpired:
         print(f"{name}: stopped after its budget of {args.minutes} min (run again to go on)")
     print(f"{name}: {time.monotonic() - started:.0f} s (mutmut's output: {log.relative_to(ROOT)})")
@@ -125,15 +129,146 @@ def run(name: str, args: argparse.Namespace) -> dict[str, str]:
 # mutant is looked at again.
 EQUIVALENT: list[tuple[str, str, str]] = [
     # rules.py: the quick path of a usual UserID; what it lets through, the full check answers alike
-    ("userid_problem",
-     "if user_id.isascii() and 0 < len(user_id) <= MAX_USERID_BYTES and user_id.isprintable():",
-     "if user_id.isascii() and 1 < len(user_id) <= MAX_USERID_BYTES and user_id.isprintable():"),
-    ("userid_problem",
-     "if user_id.isascii() and 0 < len(user_id) <= MAX_USERID_BYTES and user_id.isprintable():",
-     "if user_id.isascii() and 0 < len(user_id) < MAX_USERID_BYTES and user_id.isprintable():"),
+    (
+        "userid_problem",
+        "if user_id.isascii() and 0 < len(user_id) <= MAX_USERID_BYTES and user_id.isprintable():",
+        "if user_id.isascii() and 1 < len(user_id) <= MAX_USERID_BYTES and user_id.isprintable():",
+    ),
+    (
+        "userid_problem",
+        "if user_id.isascii() and 0 < len(user_id) <= MAX_USERID_BYTES and user_id.isprintable():",
+        "if user_id.isascii() and 0 < len(user_id) < MAX_USERID_BYTES and user_id.isprintable():",
+    ),
     ("userid_problems", 'joined = "".join(user_ids)', 'joined = "XXXX".join(user_ids)'),
-    ("userid_problems", "if 0 not in sizes and max(sizes) <= MAX_USERID_BYTES:",
-     "if 0 not in sizes and max(sizes) < MAX_USERID_BYTES:"),
+    (
+        "userid_problems",
+        "if 0 not in sizes and max(sizes) <= MAX_USERID_BYTES:",
+        "if 0 not in sizes and max(sizes) < MAX_USERID_BYTES:",
+    ),
+    # accounts.py: zip(..., strict=True) over lists of one length by construction (the ids and
+    # their problems; the writes and the storage's one answer per write; the ids and their
+    # results): strict never fires, so turning it off changes nothing
+    (
+        "account_check",
+        "app.sdkappid, [uid for uid, problem in zip(ids, problems, strict=True) if not problem])",
+        "app.sdkappid, [uid for uid, problem in zip(ids, problems, strict=None) if not problem])",
+    ),
+    (
+        "account_check",
+        "app.sdkappid, [uid for uid, problem in zip(ids, problems, strict=True) if not problem])",
+        "app.sdkappid, [uid for uid, problem in zip(ids, problems, ) if not problem])",
+    ),
+    (
+        "account_check",
+        "app.sdkappid, [uid for uid, problem in zip(ids, problems, strict=True) if not problem])",
+        "app.sdkappid, [uid for uid, problem in zip(ids, problems, strict=False) if not problem])",
+    ),
+    (
+        "account_check",
+        "for uid, problem in zip(ids, problems, strict=True)])",
+        "for uid, problem in zip(ids, problems, strict=None)])",
+    ),
+    (
+        "account_check",
+        "for uid, problem in zip(ids, problems, strict=True)])",
+        "for uid, problem in zip(ids, problems, )])",
+    ),
+    (
+        "account_check",
+        "for uid, problem in zip(ids, problems, strict=True)])",
+        "for uid, problem in zip(ids, problems, strict=False)])",
+    ),
+    (
+        "account_delete",
+        "for uid, r in zip(ids, results, strict=True)]",
+        "for uid, r in zip(ids, results, strict=None)]",
+    ),
+    ("account_delete", "for uid, r in zip(ids, results, strict=True)]", "for uid, r in zip(ids, results, )]"),
+    (
+        "account_delete",
+        "for uid, r in zip(ids, results, strict=True)]",
+        "for uid, r in zip(ids, results, strict=False)]",
+    ),
+    (
+        "multiaccount_import",
+        "for write, ok in zip(writes, applied, strict=True):",
+        "for write, ok in zip(writes, applied, strict=None):",
+    ),
+    (
+        "multiaccount_import",
+        "for write, ok in zip(writes, applied, strict=True):",
+        "for write, ok in zip(writes, applied, ):",
+    ),
+    (
+        "multiaccount_import",
+        "for write, ok in zip(writes, applied, strict=True):",
+        "for write, ok in zip(writes, applied, strict=False):",
+    ),
+    # accounts.py, multiaccount_import: `failed` is an ordered set (only its keys are read), and
+    # the field name given to profile_problem only shapes a reason this command never shows
+    ("multiaccount_import", "failed[uid] = None", 'failed[uid] = ""'),
+    ("multiaccount_import", "failed[item.UserID] = None", 'failed[item.UserID] = ""'),
+    ("multiaccount_import", "failed[write.user_id] = None", 'failed[write.user_id] = ""'),
+    (
+        "multiaccount_import",
+        'if (userid_problem(item.UserID) or profile_problem("Nick", item.Nick)',
+        "if (userid_problem(item.UserID) or profile_problem(None, item.Nick)",
+    ),
+    (
+        "multiaccount_import",
+        'if (userid_problem(item.UserID) or profile_problem("Nick", item.Nick)',
+        'if (userid_problem(item.UserID) or profile_problem("XXNickXX", item.Nick)',
+    ),
+    (
+        "multiaccount_import",
+        'if (userid_problem(item.UserID) or profile_problem("Nick", item.Nick)',
+        'if (userid_problem(item.UserID) or profile_problem("nick", item.Nick)',
+    ),
+    (
+        "multiaccount_import",
+        'if (userid_problem(item.UserID) or profile_problem("Nick", item.Nick)',
+        'if (userid_problem(item.UserID) or profile_problem("NICK", item.Nick)',
+    ),
+    (
+        "multiaccount_import",
+        'or profile_problem("FaceUrl", item.FaceUrl)):',
+        "or profile_problem(None, item.FaceUrl)):",
+    ),
+    (
+        "multiaccount_import",
+        'or profile_problem("FaceUrl", item.FaceUrl)):',
+        'or profile_problem("XXFaceUrlXX", item.FaceUrl)):',
+    ),
+    (
+        "multiaccount_import",
+        'or profile_problem("FaceUrl", item.FaceUrl)):',
+        'or profile_problem("faceurl", item.FaceUrl)):',
+    ),
+    (
+        "multiaccount_import",
+        'or profile_problem("FaceUrl", item.FaceUrl)):',
+        'or profile_problem("FACEURL", item.FaceUrl)):',
+    ),
+    # validate.py, _top_level_lists: whether the one-pass msgspec path may be taken; these keep
+    # the same answer for every request struct (Annotated is stripped either way) or only turn
+    # the fast path off for list[str], whose answers equal the converter's
+    # (test_fast_path_equals_the_converter)
+    (
+        "_top_level_lists",
+        "for name, tp in typing.get_type_hints(cls, include_extras=True).items():",
+        "for name, tp in typing.get_type_hints(cls, include_extras=None).items():",
+    ),
+    (
+        "_top_level_lists",
+        "for name, tp in typing.get_type_hints(cls, include_extras=True).items():",
+        "for name, tp in typing.get_type_hints(cls, ).items():",
+    ),
+    (
+        "_top_level_lists",
+        "for name, tp in typing.get_type_hints(cls, include_extras=True).items():",
+        "for name, tp in typing.get_type_hints(cls, include_extras=False).items():",
+    ),
+    ("_top_level_lists", "elif item is not str:", "elif item is str:"),
 ]
 
 
@@ -162,15 +297,14 @@ def equivalent_by_rule(old: str, new: str) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"modules to test (default: all of {', '.join(MODULES)})")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"modules to test (default: all of {', '.join(MODULES)})"
+    )
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
-    parser.add_argument("--survivors", action="store_true",
-                        help="test again only the mutants that survived")
+    parser.add_argument("--survivors", action="store_true", help="test again only the mutants that survived")
     parser.add_argument("--minutes", type=float, default=10, help="time budget per module")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
-    parser.add_argument("--report", action="store_true",
-                        help="only report the results kept from earlier runs")
+    parser.add_argument("--report", action="store_true", help="only report the results kept from earlier runs")
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in MODULES]
     if unknown:
@@ -187,28 +321,36 @@ def main() -> int:
             if what in KILLED or what == "not checked":
                 continue
             old, new = diff(folder, mutant)
-            kind = (rule if equivalent_by_rule(old, new) else
-                    shown if (function_of(mutant), old, new) in EQUIVALENT else left)
+            kind = (
+                rule
+                if equivalent_by_rule(old, new)
+                else shown
+                if (function_of(mutant), old, new) in EQUIVALENT
+                else left
+            )
             kind.append((mutant, what, old, new))
         counted = len(status) - untested - len(rule) - len(shown)
         score = 100.0 * killed / counted if counted else 0.0
         raw = 100.0 * killed / (len(status) - untested) if len(status) > untested else 0.0
         rows.append((name, len(status), untested, killed, len(rule), len(shown), raw, left, score))
-    print(f"\n{'module':10} {'mutants':>7} {'untested':>8} {'killed':>6} {'raw':>6} "
-          f"{'case-only':>9} {'shown-eq':>8} {'survived':>8} {'score':>6}")
+    print(
+        f"\n{'module':10} {'mutants':>7} {'untested':>8} {'killed':>6} {'raw':>6} "
+        f"{'case-only':>9} {'shown-eq':>8} {'survived':>8} {'score':>6}"
+    )
     ok = True
     for name, total, untested, killed, rule, shown, raw, left, score in rows:
-        print(f"{name:10} {total:7} {untested:8} {killed:6} {raw:5.1f}% {rule:9} {shown:8} "
-              f"{len(left):8} {score:5.1f}%")
+        print(f"{name:10} {total:7} {untested:8} {killed:6} {raw:5.1f}% {rule:9} {shown:8} {len(left):8} {score:5.1f}%")
         ok = ok and not untested and score >= THRESHOLD
     for *_, left, _score in rows:
         for mutant, what, old, new in left:
             print(f"\n{what}: {mutant}\n  - {old}\n  + {new}")
-    print(f"\nraw = killed / tested; score = killed / (tested - case-only - shown-eq): case-only "
-          "mutants change only the letter case of a codec name or of SQL, shown-eq ones are listed "
-          "in EQUIVALENT (scripts/mutation.py) and explained in docs/testing.md; the survivors "
-          f"printed above are neither.\n{'Every' if ok else 'NOT every'} module is tested through "
-          f"with {THRESHOLD:.0f} % killed.")
+    print(
+        f"\nraw = killed / tested; score = killed / (tested - case-only - shown-eq): case-only "
+        "mutants change only the letter case of a codec name or of SQL, shown-eq ones are listed "
+        "in EQUIVALENT (scripts/mutation.py) and explained in docs/testing.md; the survivors "
+        f"printed above are neither.\n{'Every' if ok else 'NOT every'} module is tested through "
+        f"with {THRESHOLD:.0f} % killed."
+    )
     return 0 if ok else 1
 
 
