@@ -2,6 +2,8 @@
 
 from contract_support import ADMIN, build_sig, uid
 
+pytestmark = pytest.mark.slow
+
 
 def test_account_imported_in_a_is_not_imported_in_b(api, dev, dev2):
     u = uid()
