@@ -1,5 +1,6 @@
 """Cross-app isolation: accounts, admin sigs and deletes of one app do not leak into another."""
 
+import pytest
 from contract_support import ADMIN, build_sig, uid
 
 pytestmark = pytest.mark.slow
