@@ -224,3 +224,64 @@ async def test_the_third_call_in_a_second_is_60007_with_hints(limited) -> None:
                      "second for this app; slow down and retry."}
     assert (refused.headers["retry-after"], refused.headers["x-ratelimit-limit"]) == ("1", "2")
     assert 0.5 < float(refused.headers["x-ratelimit-reset"]) <= 1.0
+
+
+async def test_shared_file_limiter_async_keys_apart(tmp_path: Path) -> None:
+    lim = SharedFileLimiter(str(tmp_path / "limits.sqlite"))
+    assert (await lim.acquire("a", 1)).allowed and (await lim.acquire("b", 1)).allowed
+
+
+async def test_redis_limiter_keys_a_plain_string_whole(redis_limiter) -> None:
+    key = f"plain{uuid.uuid4().hex[:8]}"
+    await redis_limiter.acquire(key, 5)
+    assert await redis_limiter._redis.exists(f"timserver:rl:{key}") == 1
+    await redis_limiter.forget(key)
+
+
+async def test_without_a_fallback_given_an_outage_is_served_by_a_local_log(caplog) -> None:
+    from support import free_port
+
+    lim = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2)
+    try:
+        with caplog.at_level("WARNING", logger="timserver.ratelimit"):
+            await lim.forget("k")  # the first failure may be a reset's
+            assert [(await lim.acquire("k", 2)).remaining for _ in range(2)] == [1, 0]
+            assert not (await lim.acquire("k", 2)).allowed
+        assert [r.getMessage() for r in caplog.records] == [
+            "Redis is unreachable (ConnectionError): rate limits fall back to this instance's "
+            "own counters until it answers again"]
+    finally:
+        await lim.close()
+
+
+async def test_redis_outage_and_return(caplog) -> None:
+    """A cut falls back (said once), a hang gives up within the timeout, and the limiter goes
+    back to Redis when it answers again."""
+    from urllib.parse import urlsplit
+
+    from support import TcpProxy
+
+    url = urlsplit(redis_or_skip())
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379)
+    changes: list[bool] = []
+    lim = RedisLimiter(f"redis://127.0.0.1:{proxy.port}{url.path}", on_fallback=changes.append)
+    key = f"t{uuid.uuid4().hex[:8]}"
+    try:
+        with caplog.at_level("WARNING", logger="timserver.ratelimit"):
+            assert (await lim.acquire(key, 100)).allowed and not lim.degraded
+            proxy.slow(3)
+            started = time.monotonic()
+            assert (await lim.acquire(key, 100)).allowed  # answered by the local log
+            assert time.monotonic() - started < 1.2  # the 0.5 s timeout, not the hang
+            assert lim.degraded and changes == [True]
+            proxy.restore()
+            deadline = time.monotonic() + 10
+            while lim.degraded and time.monotonic() < deadline:
+                await lim.acquire(key, 100)
+                await asyncio.sleep(0.1)
+            assert not lim.degraded and changes == [True, False]
+        messages = [r.getMessage() for r in caplog.records]
+        assert messages[-1] == "Redis answers again: rate limits are shared again"
+    finally:
+        await lim.close()
+        proxy.close()
