@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: serve test lint clean install-dev browser bench bench-quick bench-pipeline fuzz torture soak
+.PHONY: serve test test-fast mutation lint clean install-dev browser bench bench-quick bench-pipeline fuzz torture soak
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-mutation: $(VENV)/.installed-test pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,mutation]'
 	touch $@
 
 install-dev: $(VENV)/.installed-test
@@ -32,6 +36,18 @@ browser:
 ## make test: the whole test suite
 test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest $(ARGS)
+
+## make test-fast: the edit-test loop, under two minutes: everything but the tests marked slow
+## (servers in child processes, the reliability slices, PostgreSQL snapshots; docs/testing.md)
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+## make mutation: mutation testing (mutmut) of usersig, the request parser, the UserID rules, the
+## rate limiters and the account commands, one module at a time against the tests that target
+## it (scripts/mutation.py), each within ARGS="--minutes 10"; the report and the survivors
+## left, and why each is equivalent, in docs/testing.md
+mutation: $(VENV)/.installed-mutation
+	$(BIN)/python scripts/mutation.py $(ARGS)
 
 ## make fuzz / torture / soak: the reliability drivers of tests/reliability/ at full size (make
 ## test runs a short slice of each); figures and commands in docs/reliability.md
@@ -67,4 +83,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .mutation

@@ -15,6 +15,8 @@ from support import cli
 from timserver.cli.load import InputError, read_rows
 from timserver.storage import AccountWrite, make_storage
 
+pytestmark = pytest.mark.slow
+
 SDKAPPID = 1400000077
 
 

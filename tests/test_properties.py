@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from urllib.parse import quote_from_bytes
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import query
 
 from timserver.protocol.errors import CATALOGUE
+
+pytestmark = pytest.mark.slow
 
 PATHS = ["/v4/im_open_login_svc/account_import", "/v4/im_open_login_svc/multiaccount_import",
          "/v4/im_open_login_svc/account_delete", "/v4/im_open_login_svc/account_check",

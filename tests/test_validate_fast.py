@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from timserver.protocol.commands import COMMANDS, Command
 from timserver.protocol.errors import TimError
 
+pytestmark = pytest.mark.slow
+
 names = st.sampled_from(["UserID", "Identifier", "Nick", "FaceUrl", "Accounts", "AccountList",
                          "CheckItem", "DeleteItem", "x"])
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False),

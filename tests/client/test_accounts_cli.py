@@ -9,7 +9,10 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from sdk_support import ImApp, kill_half_way
+
+pytestmark = pytest.mark.slow
 
 
 def write_csv(path: Path, ids: list[str], nick: bool = True) -> Path:

@@ -29,6 +29,8 @@ from timserver.cli import accounts as cli_accounts
 from timserver.cli.accounts import accounts as accounts_cli
 from timserver.client import AsyncClient, iter_accounts, parse_accounts
 
+pytestmark = pytest.mark.slow
+
 
 def statuses(im: ImApp, ids: list[str]) -> dict[str, str | None]:
     with im.client() as client:

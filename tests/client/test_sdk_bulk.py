@@ -8,6 +8,8 @@ from support import uid
 
 from timserver.client import Account, AccountResult, ApiError, AsyncClient, Client, Retry
 
+pytestmark = pytest.mark.slow
+
 
 def users(n: int, prefix: str = "u") -> list[str]:
     return [uid(prefix) for _ in range(n)]

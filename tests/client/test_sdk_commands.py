@@ -11,6 +11,8 @@ from timserver.client import ApiError, AsyncClient, Client
 from timserver.protocol import messages as m
 from timserver.protocol.commands import ACCOUNT_CHECK
 
+pytestmark = pytest.mark.slow
+
 
 def statuses(answer: m.AccountCheckResponse) -> dict[str, str]:
     return {i.UserID: i.AccountStatus for i in answer.ResultItem}

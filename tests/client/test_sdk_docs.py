@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from sdk_support import ImApp
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
 from sdk_support import ImApp
 
 from timserver.client import NO_RETRY
+
+pytestmark = pytest.mark.slow
 
 LIMIT = 5  # calls per second, set on the server for account_check
 BODY = {"CheckItem": [{"UserID": "a"}]}

@@ -18,6 +18,8 @@ from support import free_port, uid
 
 from timserver.client import ApiError, Client, NetworkError, Retry
 
+pytestmark = pytest.mark.slow
+
 FAST = Retry(attempts=6, backoff=0.05, max_backoff=0.5)
 
 

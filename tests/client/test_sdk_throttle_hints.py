@@ -23,6 +23,8 @@ from timserver.client import ApiError, AsyncClient, Client, Pacer, Retry
 from timserver.client._retry import throttle_hints
 from timserver.protocol.commands import ACCOUNT_CHECK
 
+pytestmark = pytest.mark.slow
+
 LIMIT = 5
 BODY = {"CheckItem": [{"UserID": "a"}]}
 

@@ -15,10 +15,13 @@ import zlib
 from typing import Any
 
 import httpx
+import pytest
 from console_support import LIVE_APP, OTHER_APP, OTHER_KEY, TOKEN
 from support import KEY, uid
 
 from timserver import usersig
+
+pytestmark = pytest.mark.slow
 
 
 def tamper(sig: str, **changes: Any) -> str:

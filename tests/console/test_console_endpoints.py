@@ -19,6 +19,8 @@ from support import Api, make_app, query, sign, uid
 from timserver import usersig
 from timserver.server.console import TOKEN_HEADER, check_bind, console_url
 
+pytestmark = pytest.mark.slow
+
 AUTH = {TOKEN_HEADER: TOKEN}
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 
 import httpx
+import pytest
 from console_support import TOKEN
 from support import LiveServer, cli
+
+pytestmark = pytest.mark.slow
 
 
 def start(db: str, *args: str, token: str | None = TOKEN) -> LiveServer:

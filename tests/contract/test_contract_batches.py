@@ -3,6 +3,8 @@
 import pytest
 from contract_support import ADMIN, uid
 
+pytestmark = pytest.mark.slow
+
 NOT_EXIST = "Err_TLS_PT_Open_Login_Account_Not_Exist"
 
 

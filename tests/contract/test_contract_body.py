@@ -5,6 +5,8 @@ import json
 import pytest
 from contract_support import assert_envelope, uid
 
+pytestmark = pytest.mark.slow
+
 MIB = 1024 * 1024
 
 

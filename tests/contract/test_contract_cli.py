@@ -21,6 +21,8 @@ from contract_support import (
     uid,
 )
 
+pytestmark = pytest.mark.slow
+
 SIG_RE = re.compile(r"[A-Za-z0-9*\-_]{40,}")
 HEX64_RE = re.compile(r"\b[0-9a-fA-F]{64}\b")
 

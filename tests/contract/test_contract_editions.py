@@ -4,6 +4,8 @@ body validation before command rules)."""
 import pytest
 from contract_support import ADMIN, uid
 
+pytestmark = pytest.mark.slow
+
 
 def fill(api, app, n):
     """Import n fresh non-admin accounts in batches of <= 100; return them."""

@@ -1,6 +1,9 @@
 """Cross-app isolation: accounts, admin sigs and deletes of one app do not leak into another."""
 
+import pytest
 from contract_support import ADMIN, build_sig, uid
+
+pytestmark = pytest.mark.slow
 
 
 def test_account_imported_in_a_is_not_imported_in_b(api, dev, dev2):

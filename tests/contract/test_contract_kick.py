@@ -5,6 +5,8 @@ import time
 import pytest
 from contract_support import ADMIN, build_sig, sleep_past_second, uid, wait_for_second_start
 
+pytestmark = pytest.mark.slow
+
 BODY = {"CheckItem": [{"UserID": "probe"}]}
 
 

@@ -10,6 +10,8 @@ import time
 import pytest
 from contract_support import cli_set_limit, uid
 
+pytestmark = pytest.mark.slow
+
 CHECK = {"CheckItem": [{"UserID": "rate-probe"}]}
 
 

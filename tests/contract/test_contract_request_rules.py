@@ -3,6 +3,8 @@
 import pytest
 from contract_support import ADMIN, OMIT, SVC, uid
 
+pytestmark = pytest.mark.slow
+
 CHECK_BODY = {"CheckItem": [{"UserID": "someone"}]}
 
 

@@ -8,6 +8,8 @@ import time
 import pytest
 from contract_support import Api, App, ServerProcess, cli_create_app, sqlite_url, uid
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def locked_env(tmp_path_factory):

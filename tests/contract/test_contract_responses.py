@@ -9,6 +9,8 @@ import json
 import pytest
 from contract_support import SVC, uid
 
+pytestmark = pytest.mark.slow
+
 OPTIONAL_EXTRA = {"RequestId", "ErrorDisplay"}
 ENVELOPE = {"ActionStatus", "ErrorInfo", "ErrorCode"}
 

@@ -7,6 +7,8 @@ from contract_support import uid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+pytestmark = pytest.mark.slow
+
 
 def short():
     return uuid.uuid4().hex[:8]

@@ -16,6 +16,8 @@ from contract_support import (
     uid,
 )
 
+pytestmark = pytest.mark.slow
+
 BODY = {"CheckItem": [{"UserID": "probe"}]}
 
 

@@ -16,6 +16,8 @@ from support import cli, free_port
 
 from timserver import usersig
 
+pytestmark = pytest.mark.slow
+
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 
 

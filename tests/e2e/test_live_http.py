@@ -11,6 +11,8 @@ import pytest
 import TLSSigAPIv2
 from support import LiveServer, cli, uid
 
+pytestmark = pytest.mark.slow
+
 CHECK = "/v4/im_open_login_svc/account_check"
 
 

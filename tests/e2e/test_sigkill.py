@@ -7,8 +7,11 @@ import threading
 import time
 
 import httpx
+import pytest
 import TLSSigAPIv2
 from support import LiveServer, cli
+
+pytestmark = pytest.mark.slow
 
 
 def test_acknowledged_imports_survive_sigkill(any_live_db: str) -> None:

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from timserver import usersig
 from timserver.testing import TimServer, start_server
+
+pytestmark = pytest.mark.slow
 
 BODY = {"CheckItem": [{"UserID": "administrator"}]}
 

@@ -18,6 +18,8 @@ import pytest
 from timserver import usersig
 from timserver.testing import ControlError, TimServer, start_server
 
+pytestmark = pytest.mark.slow
+
 BODY = {"CheckItem": [{"UserID": "administrator"}]}
 ADMIN = "administrator"
 

@@ -13,6 +13,8 @@ from timserver import usersig
 from timserver.emulator.faults import draw
 from timserver.testing import ControlError, TimServer
 
+pytestmark = pytest.mark.slow
+
 CHECK = "account_check"
 
 

@@ -10,8 +10,11 @@ import textwrap
 from pathlib import Path
 
 import httpx
+import pytest
 
 from timserver.testing import start_server
+
+pytestmark = pytest.mark.slow
 
 CONFTEST = 'pytest_plugins = ["timserver.testing"]\n'
 TESTS = textwrap.dedent('''

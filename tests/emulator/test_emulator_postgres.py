@@ -14,6 +14,8 @@ from support import own_postgres_database
 
 from timserver.testing import start_server
 
+pytestmark = pytest.mark.slow
+
 BODY = {"CheckItem": [{"UserID": "administrator"}]}
 
 

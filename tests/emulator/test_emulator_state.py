@@ -15,6 +15,8 @@ import pytest
 
 from timserver.testing import TimServer, start_server
 
+pytestmark = pytest.mark.slow
+
 
 def status(server: TimServer, *users: str, sig: str | None = None) -> list[str]:
     query = {"usersig": sig} if sig else {}

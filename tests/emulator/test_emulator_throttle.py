@@ -9,6 +9,8 @@ import pytest
 
 from timserver.testing import TimServer, start_server
 
+pytestmark = pytest.mark.slow
+
 BODY = {"CheckItem": [{"UserID": "administrator"}]}
 
 

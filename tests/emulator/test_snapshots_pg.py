@@ -28,6 +28,8 @@ from emulator.test_emulator_state import status
 from timserver import usersig
 from timserver.testing import TimServer, start_server
 
+pytestmark = pytest.mark.slow
+
 __all__ = ["own_database"]  # a fixture, imported for its use here
 
 

@@ -26,6 +26,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from reliability_support import (
     FUZZ_EXAMPLES,
     Server,
@@ -38,6 +39,8 @@ from reliability_support import (
     sign,
     v4_query,
 )
+
+pytestmark = pytest.mark.slow
 
 ADMIN = "rel_admin_q7"
 CONCURRENCY = 48

@@ -25,6 +25,8 @@ from timserver.protocol.errors import TimError
 from timserver.server.bodies import decode_json
 from timserver.server.dispatch import parse_query
 
+pytestmark = pytest.mark.slow
+
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 EXAMPLES = max(100, FUZZ_EXAMPLES // 5)
 fuzz = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +32,8 @@ from reliability_support import (
 )
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
+
+pytestmark = pytest.mark.slow
 
 CHECKS = [schemathesis.checks.not_a_server_error, openapi_checks.status_code_conformance,
           openapi_checks.content_type_conformance, openapi_checks.response_headers_conformance,

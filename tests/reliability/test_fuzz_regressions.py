@@ -50,6 +50,8 @@ from reliability_support import (
 from timserver.server.asgi import Settings, create_app
 from timserver.server.openapi import openapi_document
 
+pytestmark = pytest.mark.slow
+
 
 def _raw(port: int, payload: bytes, wait: float = 2.0) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:

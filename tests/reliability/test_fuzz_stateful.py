@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -31,6 +32,8 @@ from reliability_support import (
 )
 
 from timserver.service.rules import userid_problem
+
+pytestmark = pytest.mark.slow
 
 ADMIN = "rel_admin_q7"
 POOL = ["alice", "Alice", "'; DROP TABLE accounts; --", "%", "_x", "e\u0301", "\u00e9",

@@ -27,6 +27,8 @@ from reliability_support import (
 from timserver.server.asgi import Settings, create_app
 from timserver.storage import App
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "reliability-console-token-0123456789"
 A, B = 1400007031, 1400007032
 V4 = "/v4/im_open_login_svc/"

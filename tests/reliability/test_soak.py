@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from reliability_support import (
     SOAK_SECONDS,
     Server,
@@ -38,6 +39,8 @@ from reliability_support import (
     v4_query,
 )
 from support import redis_or_skip
+
+pytestmark = pytest.mark.slow
 
 CLIENTS = 64
 POOL = 3000

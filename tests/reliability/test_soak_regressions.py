@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
 from support import fresh_postgres_database
 
 from timserver.service import apps as app_rules
 from timserver.storage import AccountWrite, StorageError, make_storage
+
+pytestmark = pytest.mark.slow
 
 
 def test_concurrent_batch_imports_and_deletes_never_deadlock(pg_server: str) -> None:

@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 
 import asyncpg
 import httpx
+import pytest
 from reliability_support import (
     TORTURE_ROUNDS,
     Server,
@@ -38,6 +39,8 @@ from reliability_support import (
     record,
     v4_query,
 )
+
+pytestmark = pytest.mark.slow
 
 WORKERS = 8
 POOL = 120  # UserIDs per worker

@@ -15,6 +15,8 @@ import pytest
 import TLSSigAPIv2
 from support import cli, free_port
 
+pytestmark = pytest.mark.slow
+
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "timserver", "serve", *args],

@@ -13,6 +13,8 @@ import pytest
 import TLSSigAPIv2
 from support import LiveServer, TcpProxy, cli, fresh_postgres_database, redis_or_skip, uid
 
+pytestmark = pytest.mark.slow
+
 CHECK = "/v4/im_open_login_svc/account_check"
 IMPORT = "/v4/im_open_login_svc/account_import"
 

@@ -8,8 +8,11 @@ import threading
 import time
 
 import httpx
+import pytest
 import TLSSigAPIv2
 from support import LiveServer, cli
+
+pytestmark = pytest.mark.slow
 
 
 def test_sigterm_finishes_in_flight_requests(any_live_db: str) -> None:
