@@ -184,7 +184,7 @@ async def test_redis_unreachable_falls_back_to_a_local_log(caplog) -> None:
         assert lim.degraded and changes == [True]  # said once, not per call
         assert [r.getMessage() for r in caplog.records] == [
             "Redis is unreachable (ConnectionError): rate limits fall back to this instance's "
-            "own counters until it answers again"]
+            "own counters until it answers again (pinged every 0.5 s)"]
         assert (await lim.acquire("k", 1)).allowed  # forget reached the fallback
         assert not await lim.ping()
     finally:
@@ -249,7 +249,7 @@ async def test_without_a_fallback_given_an_outage_is_served_by_a_local_log(caplo
             assert not (await lim.acquire("k", 2)).allowed
         assert [r.getMessage() for r in caplog.records] == [
             "Redis is unreachable (ConnectionError): rate limits fall back to this instance's "
-            "own counters until it answers again"]
+            "own counters until it answers again (pinged every 0.5 s)"]
     finally:
         await lim.close()
 
