@@ -19,6 +19,8 @@ from support import KEY
 
 from timserver import usersig
 
+pytestmark = pytest.mark.slow  # servers in child processes
+
 
 class _Capture(http.server.BaseHTTPRequestHandler):
     seen: ClassVar[list[str]] = []

@@ -19,6 +19,8 @@ import pytest
 
 from timserver.testing import TimServer, start_server
 
+pytestmark = pytest.mark.slow  # servers in child processes
+
 BODY = {"CheckItem": [{"UserID": "administrator"}]}
 DAY = 86400
 

@@ -21,6 +21,8 @@ from timserver.protocol.commands import BY_NAME
 from timserver.storage import App
 from timserver.testing import TimServer, start_server
 
+pytestmark = pytest.mark.slow  # servers in child processes
+
 CHECK = {"CheckItem": [{"UserID": "administrator"}]}
 
 

@@ -22,6 +22,8 @@ from support import LiveServer, query
 from timserver import usersig
 from timserver.storage import App
 
+pytestmark = pytest.mark.slow  # servers in child processes
+
 CHECK = "/v4/im_open_login_svc/account_check"
 CONTROL = [("POST", "/_timserver/clock", {"Offset": -3_000_000}),
            ("GET", "/_timserver/clock", None),

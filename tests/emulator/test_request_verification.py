@@ -10,9 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from timserver.server.journal import MAX_RECORDED_BODY, Journal
 from timserver.testing import TimServer, start_server
+
+pytestmark = pytest.mark.slow  # servers in child processes
 
 
 def test_calls_by_command_and_by_userid(tim_server: TimServer) -> None:

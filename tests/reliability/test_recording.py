@@ -22,6 +22,8 @@ from timserver.server.journal import Journal
 from timserver.server.observability import RECORDED_CHARS, clip
 from timserver.storage import App
 
+pytestmark = pytest.mark.slow  # servers in child processes
+
 
 @pytest.fixture(params=["text", "json"])
 def logged(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[LiveServer, App]]:
