@@ -16,7 +16,7 @@ import httpx
 import pytest
 from support import query, redis_or_skip
 
-from timserver.server.asgi import Settings, create_app
+from timserver.server.asgi import Settings
 from timserver.service import ratelimit
 from timserver.service.apps import create_app as create_im_app
 from timserver.service.ratelimit import (
@@ -26,6 +26,7 @@ from timserver.service.ratelimit import (
     SharedFileLimiter,
     SlidingWindowLimiter,
 )
+from timserver.wiring import make_app
 
 
 class FakeClock:
@@ -200,8 +201,8 @@ async def limited(request, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncCli
         extra["shared_limiter"] = str(tmp_path / "limits.sqlite")
     elif request.param == "redis":
         extra["redis"] = redis_or_skip()
-    asgi = create_app(Settings(db=f"sqlite:///{tmp_path / 'db.sqlite'}", throttle_hints=True,
-                               **extra))
+    asgi = make_app(Settings(db=f"sqlite:///{tmp_path / 'db.sqlite'}", throttle_hints=True,
+                             **extra))
     async with asgi.router.lifespan_context(asgi):
         storage = asgi.state.storage
         app = await create_im_app(storage, admins=("administrator",), edition="developer")

@@ -47,8 +47,9 @@ from reliability_support import (
     v4_query,
 )
 
-from timserver.server.asgi import Settings, create_app
+from timserver.server.asgi import Settings
 from timserver.server.openapi import openapi_document
+from timserver.wiring import make_app
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +81,7 @@ async def test_a_client_gone_before_its_body_is_an_ordinary_60008(path: str, tmp
                                                                   caplog) -> None:
     db = f"sqlite:///{tmp_path / 'in-process.db'}"
     (app,) = await create_apps_async(db, [{"sdkappid": 1400007011}])
-    asgi = create_app(Settings(db=db))
+    asgi = make_app(Settings(db=db))
     query = (v4_query(app) if path.startswith("/v4") else admin_query(app)).encode()
     scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(),
              "query_string": query, "headers": [(b"host", b"localhost"),
@@ -210,7 +211,7 @@ def test_every_answer_of_a_single_account_command_matches_the_document() -> None
 
 async def test_a_nul_in_a_listing_parameter_is_70402_not_a_database_error(db_url: str) -> None:
     (app,) = await create_apps_async(db_url, [{"sdkappid": 1400007012}])
-    asgi = create_app(Settings(db=db_url))
+    asgi = make_app(Settings(db=db_url))
     async with asgi.router.lifespan_context(asgi):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi),
                                      base_url="http://127.0.0.1") as client:
@@ -224,7 +225,7 @@ async def test_a_usersig_for_an_identifier_with_a_nul_is_refused_not_a_database_
     from timserver import usersig
 
     (app,) = await create_apps_async(db_url, [{"sdkappid": 1400007013}])
-    asgi = create_app(Settings(db=db_url))
+    asgi = make_app(Settings(db=db_url))
     sig = usersig.generate(app.sdkappid, app.key, "adm\x00in", 3600, now=int(time.time()))
     async with asgi.router.lifespan_context(asgi):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi),
@@ -241,7 +242,7 @@ async def test_a_usersig_for_an_identifier_with_a_nul_is_refused_not_a_database_
 
 async def test_a_nul_in_a_profile_field_is_refused_alike_on_every_backend(db_url: str) -> None:
     (app,) = await create_apps_async(db_url, [{"sdkappid": 1400007014}])
-    asgi = create_app(Settings(db=db_url))
+    asgi = make_app(Settings(db=db_url))
     v4 = "/v4/im_open_login_svc/"
     async with asgi.router.lifespan_context(asgi):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi),
@@ -266,7 +267,7 @@ async def test_a_database_failure_is_one_log_line_not_a_traceback(tmp_path: Path
 
     db = f"sqlite:///{tmp_path / 'outage.db'}"
     (app,) = await create_apps_async(db, [{"sdkappid": 1400007012}])
-    asgi = create_app(Settings(db=db))
+    asgi = make_app(Settings(db=db))
     path = "/v4/im_open_login_svc/account_check"
     scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(),
              "query_string": v4_query(app).encode(), "headers": [(b"host", b"localhost")],

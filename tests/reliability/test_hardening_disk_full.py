@@ -25,8 +25,9 @@ from reliability_support import (
     v4_query,
 )
 
-from timserver.server.asgi import Settings, create_app
+from timserver.server.asgi import Settings
 from timserver.storage.sqlite import WRITE_PROBE_AFTER
+from timserver.wiring import make_app
 
 A = 1400007191
 IMPORT = "/v4/im_open_login_svc/multiaccount_import"
@@ -40,7 +41,7 @@ def _batch(prefix: str, n: int = 100) -> bytes:
 async def test_readiness_follows_the_last_write_in_process(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'full.db'}"
     (app,) = await create_apps_async(db, [{"sdkappid": A}])
-    asgi = create_app(Settings(db=db))
+    asgi = make_app(Settings(db=db))
     async with asgi.router.lifespan_context(asgi):
         storage = asgi.state.storage
         transport = httpx.ASGITransport(app=asgi)

@@ -24,8 +24,9 @@ from reliability_support import (
     sign,
 )
 
-from timserver.server.asgi import Settings, create_app
+from timserver.server.asgi import Settings
 from timserver.storage import App
+from timserver.wiring import make_app
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,7 @@ async def apps(db_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, App, App]]
     a, b = await create_apps_async(db_url, [
         {"sdkappid": A, "admins": ["administrator", "second_admin"]},
         {"sdkappid": B}])
-    asgi = create_app(Settings(db=db_url, console_token=TOKEN))
+    asgi = make_app(Settings(db=db_url, console_token=TOKEN))
     async with asgi.router.lifespan_context(asgi):
         transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
