@@ -1,4 +1,5 @@
-"""The emulator's pure parts: rule parsing, the seeded draw, seed files, faults files."""
+"""The emulator's pure parts: rule parsing, the seeded draw, faults files (seed files:
+tests/test_accountfiles.py, with the reader they share)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from typing import Any
 import pytest
 
 from timserver.emulator.faults import FaultSpec, RuleError, draw, parse_rule, request_user_ids
-from timserver.emulator.seed import SeedError, parse_seed
 from timserver.emulator.state import read_faults_file
 from timserver.protocol import messages as m
-from timserver.storage import AccountWrite, App
+from timserver.storage import App
 
 
 def test_a_rule_round_trips_through_its_json() -> None:
@@ -78,41 +78,6 @@ def test_request_user_ids() -> None:
     assert request_user_ids(m.MultiAccountImportRequest(
         AccountList=[m.AccountListItem(UserID="z")])) == ["z"]
     assert request_user_ids(m.KickRequest(UserID="k")) == ["k"]
-
-
-# --- seed files ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("name", "data", "expected"), [
-    ("a.csv", b"\xef\xbb\xbfUserID,Nick,FaceUrl\namy,Amy,\n", [AccountWrite("amy", "Amy", None)]),
-    ("a.csv", b"FaceUrl,UserID,Extra\nhttp://f,amy,z\n", [AccountWrite("amy", None, "http://f")]),
-    ("a", b"UserID,Nick\r\namy,Amy\r\n\r\n", [AccountWrite("amy", "Amy", None)]),
-    ("a", b'{"UserID":"amy","Nick":"Amy","Other":1}\n{"Identifier":"bob"}\n',
-     [AccountWrite("amy", "Amy", None), AccountWrite("bob")]),
-    ("a.jsonl", b'{"UserID":"amy"}', [AccountWrite("amy")]),
-    ("a.txt", b"UserID\namy\r\n bob \n", [AccountWrite("amy"), AccountWrite(" bob ")]),
-    ("a.txt", "x\u2028y\n".encode(), [AccountWrite("x\u2028y")]),
-    ("a.txt", b"", []),
-])
-def test_seed_formats(name: str, data: bytes, expected: list[AccountWrite]) -> None:
-    assert parse_seed(data, name) == expected
-
-
-@pytest.mark.parametrize(("name", "data", "says"), [
-    ("a.csv", b"Nick\nAmy\n", "UserID column"),
-    ("a.csv", b"UserID,Nick\namy,Amy,extra\n", "line 2: more cells"),
-    ("a.csv", b"UserID\n" + b"x" * 33 + b"\n", "line 2"),
-    ("a.csv", b'UserID,Nick\namy,"' + b"n" * 501 + b'"\n', "Nick is 501 bytes"),
-    ("a.ndjson", b'{"UserID": 5}\n', "line 1: UserID must be a string"),
-    ("a.ndjson", b'{"Nick": "x"}\n', "line 1: no UserID"),
-    ("a.ndjson", b'{"UserID": "a"}\n[1]\n', "line 2: not a JSON object"),
-    ("a.ndjson", b'{"UserID": "a", "Nick": 5}\n', "Nick must be a string"),
-    ("a.txt", b"ok\nbad\x01id\n", "line 2"),
-    ("a.txt", b"\xff\xfe", "not UTF-8"),
-])
-def test_bad_seed_files(name: str, data: bytes, says: str) -> None:
-    with pytest.raises(SeedError, match=says):
-        parse_seed(data, name)
 
 
 # --- faults files ----------------------------------------------------------------------------------

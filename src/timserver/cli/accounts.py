@@ -231,7 +231,7 @@ def _scan(file: str) -> tuple[int, str, BadLines]:
     """A first pass over a regular file: its accounts counted (the progress bar's total), every
     line checked (the bad ones are reported, all of them, before anything is sent) and its
     SHA-256 (the state file's). Constant memory: a line at a time."""
-    from ..client import iter_accounts
+    from ..client import InputError, iter_accounts
 
     digest = hashlib.sha256()
     bad = BadLines()
@@ -242,9 +242,11 @@ def _scan(file: str) -> tuple[int, str, BadLines]:
             yield line
     try:
         with open(file, "rb") as f:
-            count = sum(1 for _ in iter_accounts(hashed(f), on_bad=bad))
+            count = sum(1 for _ in iter_accounts(hashed(f), on_bad=bad, name=file))
     except OSError as exc:
         raise InputProblem(f"cannot read {file}: {exc.strerror}") from None
+    except InputError as exc:  # no line of it can be read (a .csv header without UserID)
+        raise InputProblem(f"{file}, {exc}; nothing was sent") from None
     return count, digest.hexdigest(), bad
 
 
@@ -467,7 +469,8 @@ def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state:
         async with client:
             await check_settings(client, conn)
             open_files()
-            accounts = iter_accounts(source, on_bad=refused if skip_invalid else None)
+            accounts = iter_accounts(source, on_bad=refused if skip_invalid else None,
+                                     name=file if file != "-" else None)
             method: Callable[..., Awaitable[list[AccountResult]]] = getattr(
                 client, f"{kind}_accounts")  # import_accounts, delete_accounts, check_accounts
             await method(_items(kind, accounts, batch_size, journal), batch_size=batch_size,

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import click
 
-from ..client.files import InputError, iter_numbered_accounts
+from ..accountfiles import InputError, iter_numbered_accounts
 from ..protocol import messages as m
 from ..service.rules import profile_problem, userid_problem
 from ..storage import AccountWrite, Storage, StorageError
@@ -31,10 +31,11 @@ from ._common import db_option, with_storage
 from .accounts import EXIT_FAILED, _progress
 
 
-def read_rows(stream: IO[bytes]) -> Iterator[tuple[int, m.AccountListItem]]:
-    """(line number, account) for each account of ``stream``, as it is read: the SDK's reader
-    (``timserver.client.files``: CSV, NDJSON or one UserID a line)."""
-    return iter_numbered_accounts(stream)
+def read_rows(stream: IO[bytes], name: str | None = None) -> Iterator[tuple[int, m.AccountListItem]]:
+    """(line number, account) for each account of ``stream``, as it is read: the one reader of
+    account files (``timserver.accountfiles``: CSV, NDJSON or one UserID a line; ``name``, the
+    file's, tells the format by its extension)."""
+    return iter_numbered_accounts(stream, name=name)
 
 
 def _count_lines(path: str) -> int | None:
@@ -132,8 +133,8 @@ def load(file: str, db: str, sdkappid: int, batch_size: int, failed_path: str | 
         try:
             with bar:
                 created = await storage.bulk_load(
-                    sdkappid, valid_rows(read_rows(stream), rejects), batch_size=batch_size,
-                    progress=advance)
+                    sdkappid, valid_rows(read_rows(stream, None if file == "-" else file),
+                                         rejects), batch_size=batch_size, progress=advance)
                 bar.update(task, total=loaded, completed=loaded)
         except InputError as exc:
             raise click.ClickException(f"{file}: {exc} ({loaded:,} rows loaded before it)") \

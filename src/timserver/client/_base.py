@@ -12,7 +12,7 @@ import secrets
 import threading
 import typing
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -179,6 +179,44 @@ class BaseClient:
             return decoder.decode(content)
         except msgspec.ValidationError:
             return _lenient(cmd, content)
+
+    def _flow(self, cmd: Command[Any, Any]) -> Generator[float | str, Any, Any]:
+        """The one retry loop of ``call``, for both clients, as httpx drives its auth flows:
+        yields a float (seconds to sleep) or a str (the URL to POST ``body`` to, then is sent
+        the ``httpx.Response`` or thrown what the POST raised) and returns the answer."""
+        attempt, resigned = 0, False
+        while True:
+            attempt += 1
+            while True:
+                epoch = self.pacer.epoch(cmd.name)
+                wait = max(self.pacer.reserve(cmd.name), self.signer.ready_in())
+                if wait > 0:
+                    yield wait
+                if self.pacer.epoch(cmd.name) == epoch:
+                    break  # else a throttle hint came meanwhile: take a slot of the new pace
+            while (wait := self.pacer.admit(cmd.name)) > 0:
+                yield wait
+            sig = self.signer.current()
+            self.stats.sent()
+            failure: TimClientError
+            try:
+                try:
+                    response = yield self._url(cmd, sig)
+                finally:
+                    self.pacer.done(cmd.name)  # counted from its answer (client/_pacing.py)
+                return self._read(cmd, response)
+            except (ApiError, NetworkError) as exc:
+                failure = exc
+            except httpx.RequestError as exc:
+                failure = NetworkError(f"{type(exc).__name__}: {exc}", command=cmd.name,
+                                       retryable=isinstance(exc, httpx.TransportError))
+                failure.__cause__ = exc
+            wait, now_resigned = self._plan_retry(cmd, failure, attempt, sig, resigned)
+            if now_resigned and not resigned:
+                attempt -= 1
+                resigned = True
+            if wait > 0:
+                yield wait
 
     def _plan_retry(self, cmd: Command[Any, Any], failure: TimClientError, attempt: int,
                     sig: str, resigned: bool) -> tuple[float, bool]:

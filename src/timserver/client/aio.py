@@ -12,7 +12,7 @@ from msgspec import Struct
 from ..protocol.commands import Command
 from . import bulk
 from ._base import HEADERS, BaseClient
-from ._exceptions import ApiError, NetworkError, TimClientError
+from ._exceptions import ApiError
 from ._methods import AsyncMethod, Commands
 
 ReqT = TypeVar("ReqT", bound=Struct)
@@ -55,39 +55,23 @@ class AsyncClient(Commands, BaseClient):
         """Send one command (a ``Command`` of the table or its name), paced, with retries."""
         cmd = self._command(command)
         body = self._encode(cmd, request, fields)
-        attempt, resigned = 0, False
-        while True:
-            attempt += 1
+        flow = self._flow(cmd)  # the retry loop both clients share (client/_base.py)
+        step = next(flow)
+        try:
             while True:
-                epoch = self.pacer.epoch(cmd.name)
-                wait = max(self.pacer.reserve(cmd.name), self.signer.ready_in())
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                if self.pacer.epoch(cmd.name) == epoch:
-                    break  # else a throttle hint came meanwhile: take a slot of the new pace
-            while (wait := self.pacer.admit(cmd.name)) > 0:
-                await asyncio.sleep(wait)
-            sig = self.signer.current()
-            self.stats.sent()
-            failure: TimClientError
-            try:
-                try:
-                    response = await self._http.post(self._url(cmd, sig), content=body)
-                finally:
-                    self.pacer.done(cmd.name)  # counted from its answer (client/_pacing.py)
-                return self._read(cmd, response)
-            except (ApiError, NetworkError) as exc:
-                failure = exc
-            except httpx.RequestError as exc:
-                failure = NetworkError(f"{type(exc).__name__}: {exc}", command=cmd.name,
-                                       retryable=isinstance(exc, httpx.TransportError))
-                failure.__cause__ = exc
-            wait, now_resigned = self._plan_retry(cmd, failure, attempt, sig, resigned)
-            if now_resigned and not resigned:
-                attempt -= 1
-                resigned = True
-            if wait > 0:
-                await asyncio.sleep(wait)
+                if isinstance(step, str):
+                    failed: BaseException | None = None
+                    try:
+                        response = await self._http.post(step, content=body)
+                    except BaseException as exc:  # the flow counts the call done, may retry
+                        failed = exc
+                    # Resumed outside the handler: what it raises then has no stray context.
+                    step = flow.send(response) if failed is None else flow.throw(failed)
+                else:
+                    await asyncio.sleep(step)
+                    step = next(flow)
+        except StopIteration as done:
+            return done.value
 
     # --- bulk helpers ---------------------------------------------------------------------------
 

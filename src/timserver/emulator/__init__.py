@@ -8,7 +8,7 @@ A plugin of the request pipeline: it imports ``server/hooks.py`` and nothing els
 * ``state.py``     the per-process ``Emulator``: rules and clock offsets (server-wide and per
                    app) refreshed from storage;
 * ``control.py``   the admin-authenticated endpoints under ``/_timserver/``;
-* ``seed.py``      account files for ``serve --seed`` (CSV, NDJSON, one UserID per line);
+* ``seed.py``      ``serve --seed``: an account file (``accountfiles.py``) checked and imported;
 * ``snapshots.py`` named snapshots of a SQLite database;
 * ``snapshots_pg.py`` the same for PostgreSQL (a schema per snapshot).
 
