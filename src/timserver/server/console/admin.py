@@ -49,8 +49,8 @@ def journal_answer(journal: Journal, params: dict[str, str],
             "Content-Type": "application/x-ndjson; charset=utf-8",
             "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
-    return {"Worker": journal.pid, "Capacity": journal.size, "Last": journal.last_seq,
-            "Entries": msgspec.to_builtins(entries)}
+    return {"Worker": journal.pid, "Workers": journal.rings_read, "Capacity": journal.size,
+            "Last": journal.last_seq, "Entries": msgspec.to_builtins(entries)}
 
 
 def admin_endpoints(server: ServerHandles, journal: Journal) -> list[Endpoint]:
