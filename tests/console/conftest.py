@@ -3,17 +3,15 @@ and headless Chromium (Debian's, driven by Playwright; skipped with a message wh
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support import KEY, LiveServer, cli
+from support import LiveServer
 
 from timserver.server.asgi import Settings
 from timserver.wiring import make_app
@@ -26,10 +24,8 @@ if _HERE not in sys.path:
 from console_support import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
-    LIVE_APP,
-    OTHER_APP,
-    OTHER_KEY,
     TOKEN,
+    start_live_console,
 )
 
 
@@ -64,24 +60,7 @@ async def console(make_console) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="module")
 def live_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """`timserver serve` on a loopback port with two apps, the console token set to TOKEN."""
-    folder: Path = tmp_path_factory.mktemp("console-live")
-    db = f"sqlite:///{folder / 'live.db'}"
-    json.loads(cli("app", "create", "--json", "--sdkappid", str(LIVE_APP), "--key", KEY,
-                   db=db).stdout)
-    cli("app", "create", "--json", "--sdkappid", str(OTHER_APP), "--key", OTHER_KEY, db=db)
-    for name in ("account_import", "multiaccount_import", "account_delete", "account_check",
-                 "kick"):
-        cli("app", "set-limit", str(LIVE_APP), name, "0", db=db)
-    old = os.environ.get("TIMSERVER_CONSOLE_TOKEN")
-    os.environ["TIMSERVER_CONSOLE_TOKEN"] = TOKEN
-    try:
-        server = LiveServer(db)
-    finally:
-        if old is None:
-            os.environ.pop("TIMSERVER_CONSOLE_TOKEN", None)
-        else:
-            os.environ["TIMSERVER_CONSOLE_TOKEN"] = old
+    server = start_live_console(tmp_path_factory.mktemp("console-live"))
     yield server
     server.stop()
 

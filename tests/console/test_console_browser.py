@@ -138,8 +138,8 @@ def test_import_an_account_and_find_it_on_the_accounts_page(page: Any) -> None:
     page.fill("#imp-list", f"UserID,Nick,FaceUrl\n{other},Listed,https://example.com/a.png\n"
                            + "x" * 40)
     page.click("#import-list button[type=submit]")
-    page.wait_for_selector("#acc-message:has-text('Imported 1 account; 1 failed.')")
-    assert "bytes long" in page.inner_text("#acc-message")
+    page.wait_for_selector("#imp-result:has-text('Imported 1 account; 1 failed.')")  # by its form
+    assert "bytes long" in page.inner_text("#imp-result")
     page.fill("#acc-prefix", other)
     page.click("#accounts-search button[type=submit]")
     listed = page.locator(f"#acc-rows tr[data-userid='{other}']")

@@ -34,14 +34,16 @@ def test_serve_prints_the_console_link_and_serves_the_console(live_db: str) -> N
         assert apps["ErrorCode"] == 0 and len(apps["Apps"]) == 1
     finally:
         out = server.stop()
-    assert f"Web console:      {server.base_url}/console/#token={TOKEN}" in out
+    # the fragment also names the app printed above, which the page starts on
+    sdkappid = apps["Apps"][0]["SDKAppID"]
+    assert f"Web console:      {server.base_url}/console/#token={TOKEN}&app={sdkappid}\n" in out
 
 
 def test_a_fresh_random_token_when_none_is_given(live_db: str) -> None:
     server = start(live_db, token=None)
     out = server.stop()
     line = next(x for x in out.splitlines() if x.startswith("Web console:"))
-    token = line.split("#token=")[1]
+    token = line.split("#token=")[1].split("&")[0]
     assert len(token) >= 32 and token != TOKEN
 
 

@@ -177,7 +177,7 @@ def test_app_list_counts_accounts_as_the_console_does(tmp_path) -> None:
     assert json.loads(cli("app", "show", str(SDKAPPID), "--json", db=db).stdout)["accounts"] == 5
     server = LiveServer(db)
     try:
-        token = server.output().split("#token=")[1].split()[0]
+        token = server.output().split("#token=")[1].split()[0].split("&")[0]
         apps = httpx.get(f"{server.base_url}/_timserver/console/apps",
                          headers={"X-Timserver-Console-Token": token}).json()
     finally:

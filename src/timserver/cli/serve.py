@@ -135,6 +135,8 @@ def serve(host: str, port: int, db: str, workers: int, body_timeout: float, dead
     token = web_console.console_token() if console else None
     if token:
         link = web_console.console_url(host, port, console_bind, token, scheme=scheme)
+        if link:  # the page starts on the app printed above (created, or the first one)
+            link += f"&app={apps[0].sdkappid}"
         click.echo(f"Web console:      {link}" if link else
                    "Web console: answers on loopback only, where this server does not listen; "
                    "see --console-bind.")

@@ -73,8 +73,12 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
                                on_fallback=observability.set_limiter_fallback)
     dispatcher = Dispatcher(storage, Clock(), deadline=settings.deadline,
                             body_timeout=settings.body_timeout, limiter=limiter, plugins=plugins)
+    # serve --workers N: the journal's copies go in the folder the workers share (that of the
+    # rate-limit file), so each worker's reads show every worker's calls
     journal = Journal(settings.journal_size,
-                      record_bodies=settings.record_bodies and settings.emulator)
+                      record_bodies=settings.record_bodies and settings.emulator,
+                      shared_dir=(os.path.dirname(settings.shared_limiter)
+                                  if settings.shared_limiter else None))
     access = ConsoleAccess(settings.console, settings.console_bind, settings.console_token)
     pipeline = Pipeline(dispatcher, journal=journal, access=access, plugins=plugins,
                         throttle_hints=settings.throttle_hints)

@@ -8,6 +8,7 @@ UTF-8 JSON text, 70402 not a JSON object (where an object is required).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -86,14 +87,18 @@ def decode_json(body: bytes) -> Any:
         raise TimError(60003, "The request body is nested too deeply to parse.") from None
 
 
-async def read_json_object(request: Request, limit: int, timeout: float) -> dict[str, Any]:
-    """For extension endpoints: a JSON object body, with the same codes as /v4 calls."""
+async def read_json_object(request: Request, limit: int, timeout: float,
+                           keep: Callable[[bytes], None] | None = None) -> dict[str, Any]:
+    """For extension endpoints: a JSON object body, with the same codes as /v4 calls.
+    ``keep`` gets the bytes read (the journal records them with --record-bodies)."""
     try:
         async with asyncio.timeout(timeout):
             body = await read_body(request, limit)
     except TimeoutError:
         raise TimError(60008, f"Service timeout: the request body did not arrive in "
                               f"{timeout:g} s.") from None
+    if keep is not None:
+        keep(body)
     value = decode_json(body)
     if not isinstance(value, dict):
         raise TimError(70402, "Invalid parameters: the body must be a JSON object.")

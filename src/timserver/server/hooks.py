@@ -126,6 +126,9 @@ class Endpoint:
     access: Access = Access.ADMIN
     cors: bool = False
     summary: str = ""
+    #: the /v4 command this endpoint runs for the console (import, delete, kick): its answers
+    #: go into the journal under that command's name, like the command's own calls
+    journal_as: str | None = None
 
 
 RouteHandler = Callable[["Request"], Awaitable["Response"]]

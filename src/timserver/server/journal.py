@@ -4,13 +4,19 @@ One entry per answer: when, which app and admin, which command, the ErrorCode, t
 the sizes of the request and response bodies. Never the UserSig, the query string or a body:
 the journal holds nothing a reader could replay.
 
-Each process keeps its own ring (``serve --workers N`` runs N rings; see docs/console.md). Every
-entry has an ``Id`` made of the worker's pid and a sequence number, so a reader that polls
-several workers can merge their answers without duplicates.
+Each process keeps its own ring. With ``serve --workers N`` (``shared_dir``: the folder the
+workers share) each worker also writes a copy of its ring to a file there, at most every
+``FLUSH_DELAY`` seconds and off the answer path, and a read merges every worker's copy with its
+own ring: whichever worker answers a read, it shows every worker's calls (docs/console.md).
+Every entry has an ``Id`` made of the worker's pid and a sequence number.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import glob
+import json
 import os
 import time
 from collections import deque
@@ -24,6 +30,9 @@ MAX_SIZE = 100_000
 #: With ``serve --record-bodies``: the bytes of a request and of a response body kept per entry
 #: (the rest is cut), so the ring holds at most about size × 2 × MAX_RECORDED_BODY bytes.
 MAX_RECORDED_BODY = 16 * 1024
+#: With shared_dir: how long after a call its worker writes its ring's copy (one write for
+#: every call in that time), so other workers' reads see it within about this delay.
+FLUSH_DELAY = 0.2
 
 
 def declared_size(declared: str | None) -> int:
@@ -61,12 +70,16 @@ class Journal:
     """The ring. ``record`` runs on every call, so it keeps the raw values in a tuple; the
     entries (cleaned texts, rounded figures, the Id) are made when someone reads them."""
 
-    def __init__(self, size: int = DEFAULT_SIZE, *, record_bodies: bool = False) -> None:
+    def __init__(self, size: int = DEFAULT_SIZE, *, record_bodies: bool = False,
+                 shared_dir: str | None = None) -> None:
         self.size = max(0, min(int(size), MAX_SIZE))
         self.record_bodies = record_bodies
         self.pid = os.getpid()
+        self.shared_dir = shared_dir
         self._ring: deque[tuple[Any, ...]] = deque(maxlen=self.size or 1)
         self._seq = 0
+        self._flush_due = False
+        self.rings_read = 1  # how many workers' rings the last read merged
 
     def record(self, method: str, path: str, command: str | None, sdkappid: int | None,
                identifier: str | None, code: int, latency_ms: float, request_bytes: int,
@@ -88,6 +101,58 @@ class Journal:
         self._ring.append((self._seq, time.time() if now is None else now, method, path,
                            command, sdkappid, identifier, code, latency_ms, request_bytes,
                            response_bytes, kept))
+        if self.shared_dir is not None and not self._flush_due:
+            try:
+                asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
+                self._flush_due = True
+            except RuntimeError:  # no event loop (a direct call): write now
+                self.flush()
+
+    # --- the copies of --workers N -------------------------------------------------------------
+
+    def _file(self, pid: int) -> str:
+        assert self.shared_dir is not None
+        return os.path.join(self.shared_dir, f"journal-{pid}.msgpack")
+
+    def flush(self) -> None:
+        """Write this worker's ring where the other workers read it (replaced atomically)."""
+        self._flush_due = False
+        if self.shared_dir is None:
+            return
+        target = self._file(self.pid)
+        try:
+            with open(target + ".tmp", "wb") as out:
+                out.write(msgspec.msgpack.encode(list(self._ring)))
+            os.replace(target + ".tmp", target)
+        except OSError:
+            pass  # the journal is for watching: a full or vanished folder costs only the copy
+
+    def _others(self) -> list[tuple[int, list[Any]]]:
+        """(pid, raw entries) of the other workers' copies; those cleared (``clear``) left out."""
+        if self.shared_dir is None:
+            return []
+        cutoffs = self._cutoffs()
+        found = []
+        for name in glob.glob(os.path.join(glob.escape(self.shared_dir), "journal-*.msgpack")):
+            pid = os.path.basename(name)[len("journal-"):-len(".msgpack")]
+            if not pid.isdigit() or int(pid) == self.pid:
+                continue
+            try:
+                with open(name, "rb") as f:
+                    raws = msgspec.msgpack.decode(f.read())
+            except (OSError, msgspec.DecodeError):
+                continue  # a worker gone with its copy half made: skip it
+            found.append((int(pid), [raw for raw in raws
+                                     if raw[1] > cutoffs.get(str(raw[5]), 0.0)]))
+        return found
+
+    def _cutoffs(self) -> dict[str, float]:
+        with contextlib.suppress(OSError, ValueError):
+            with open(os.path.join(self.shared_dir or "", "journal-cleared.json")) as f:
+                found = json.load(f)
+                return found if isinstance(found, dict) else {}
+        return {}
+
 
     def entries(self, *, sdkappid: int | None = None, after: int = 0,
                 limit: int | None = None, command: str | None = None,
@@ -96,9 +161,18 @@ class Journal:
         """Entries oldest first; only the app's when ``sdkappid`` is given, and only those of
         ``command``, naming ``user_id`` (recorded bodies only), answered ``code``, in
         [``since``, ``until``]; the newest ``limit`` of them."""
-        found = [raw for raw in list(self._ring) if self._matches(
+        rows = [(self.pid, raw) for raw in list(self._ring)]
+        if self.shared_dir is not None:
+            others = self._others()
+            self.rings_read = 1 + len(others)
+            cutoffs = self._cutoffs()  # apps another worker cleared (``clear``)
+            rows = [(pid, raw) for pid, raw in rows if raw[1] > cutoffs.get(str(raw[5]), 0.0)]
+            for pid, raws in others:
+                rows += [(pid, raw) for raw in raws]
+            rows.sort(key=lambda row: row[1][1])  # every worker's calls, in answer order
+        found = [(pid, raw) for pid, raw in rows if self._matches(
             raw, after, sdkappid, command, user_id, code, since, until)]
-        return [self._entry(raw) for raw in (found[-limit:] if limit else found)]
+        return [self._entry(raw, pid) for pid, raw in (found[-limit:] if limit else found)]
 
     @staticmethod
     def _matches(raw: tuple[Any, ...], after: int, sdkappid: int | None, command: str | None,
@@ -116,9 +190,19 @@ class Journal:
         cleared = len(self._ring) - len(kept)
         self._ring.clear()
         self._ring.extend(kept)
+        if self.shared_dir is not None:  # the other workers' copies: hidden up to now
+            cutoffs = self._cutoffs()
+            cleared += sum(1 for _, raws in self._others() for raw in raws if raw[5] == sdkappid)
+            cutoffs[str(sdkappid)] = time.time()
+            with contextlib.suppress(OSError):
+                target = os.path.join(self.shared_dir, "journal-cleared.json")
+                with open(target + f".{self.pid}.tmp", "w") as out:
+                    json.dump(cutoffs, out)
+                os.replace(target + f".{self.pid}.tmp", target)
+            self.flush()
         return cleared
 
-    def _entry(self, raw: tuple[Any, ...]) -> Entry:
+    def _entry(self, raw: tuple[Any, ...], pid: int) -> Entry:
         (seq, when, method, path, command, sdkappid, identifier, code, latency_ms,
          request_bytes, response_bytes, kept) = raw
         recorded: dict[str, Any] = {}
@@ -126,7 +210,7 @@ class Journal:
             request, response, user_ids = kept
             recorded = {"UserIDs": list(user_ids),
                         "RequestBody": _text(request), "ResponseBody": _text(response)}
-        return Entry(Id=f"{self.pid}-{seq}", Seq=seq, Time=round(when, 3), Method=method,
+        return Entry(Id=f"{pid}-{seq}", Seq=seq, Time=round(when, 3), Method=method,
                      Path=path, Command=command, SDKAppID=sdkappid, Identifier=identifier,
                      ErrorCode=code, LatencyMs=round(latency_ms, 2), RequestBytes=request_bytes,
                      ResponseBytes=response_bytes, **recorded)

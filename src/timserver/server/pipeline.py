@@ -6,7 +6,8 @@
                               hooks → handler
     then, for both            exception → ErrorCode (``envelope.as_failure``) → envelope →
                               headers (CORS, throttle hints) → record: metrics, access log,
-                              journal, with every request-derived text clipped once, here
+                              journal (/v4 calls and the console's actions that run a /v4
+                              command), with every request-derived text clipped once, here
 
 Anything else (an unknown path, a page the console refuses) is answered like an unknown /v4
 command: 60009. Plugins (``hooks.py``) add endpoints, routes and hook calls; this module never
@@ -23,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -117,7 +119,7 @@ class Pipeline:
                     **CORS_HEADERS, "Access-Control-Allow-Methods": f"{', '.join(decl.handlers)}"
                     ", OPTIONS", "Access-Control-Max-Age": "86400"})
             started = time.perf_counter()
-            call = Call(command=decl.path)
+            call = Call(command=decl.journal_as or decl.path)
             try:
                 handler = decl.handlers.get(request.method)
                 if handler is None:
@@ -136,7 +138,7 @@ class Pipeline:
                 elif decl.access is Access.CONSOLE_TOKEN:
                     self.access.require_token(request)
                 result = await handler(EndpointCall(
-                    request, params, app, functools.partial(_json_object, request)))
+                    request, params, app, functools.partial(_json_object, request, call)))
                 if isinstance(result, Response):  # a download of its own
                     self.record(request.method[:16], url_path(request.scope), call,
                                 time.perf_counter() - started, len(result.body), -1)
@@ -146,8 +148,12 @@ class Pipeline:
                 err = as_failure(exc, what=decl.path, deadline=self.dispatcher.deadline)
                 call.code = err.code
                 body = fail(err.code, err.info)
+            if decl.journal_as and call.request_body is not None:
+                call.request = _parsed(decl.journal_as, call.request_body)  # its UserIDs
             self.record(request.method[:16], url_path(request.scope), call,
-                        time.perf_counter() - started, len(body), -1)
+                        time.perf_counter() - started, len(body),
+                        len(call.request_body) if call.request_body is not None else -1,
+                        body if decl.journal_as else None)
             headers = {**_ENDPOINT_HEADERS, **(CORS_HEADERS if decl.cors else {})}
             return Response(body, headers=headers)
         return Route(decl.path, serve, methods=ALL_METHODS)
@@ -187,7 +193,8 @@ class Pipeline:
                     "method": method, "path": shown_path, "command": call.command,
                     "sdkappid": call.sdkappid, "identifier": identifier, "code": call.code,
                     "bytes": response_bytes, "ms": round(elapsed * 1000, 3)}})
-        if call.command in BY_NAME or call.command is None:  # /v4 calls (endpoints: not yet)
+        # /v4 calls, and the console's actions that run a /v4 command (``Endpoint.journal_as``)
+        if call.command in BY_NAME or call.command is None:
             bodies = None
             if self.journal.record_bodies:  # serve --record-bodies (never the query: no UserSig)
                 bodies = (call.request_body, response,
@@ -197,8 +204,18 @@ class Pipeline:
                                 bodies=bodies)
 
 
-async def _json_object(request: Request, limit: int) -> dict[str, Any]:
-    return await read_json_object(request, limit, ENDPOINT_BODY_TIMEOUT)
+async def _json_object(request: Request, call: Call, limit: int) -> dict[str, Any]:
+    def keep(body: bytes) -> None:
+        call.request_body = body
+    return await read_json_object(request, limit, ENDPOINT_BODY_TIMEOUT, keep)
+
+
+def _parsed(command: str, body: bytes) -> Any:
+    """The request struct of a console action's body (for the UserIDs it names), or None."""
+    try:
+        return BY_NAME[command].parse(msgspec.json.decode(body))
+    except Exception:  # a refused body names no UserID
+        return None
 
 
 def throttle_headers(call: Call) -> dict[str, str]:

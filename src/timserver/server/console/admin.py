@@ -31,15 +31,26 @@ def journal_answer(journal: Journal, params: dict[str, str],
     fmt = params.get("format", "json")
     if fmt not in ("json", "ndjson"):
         raise TimError(70402, "Invalid parameters: format must be json or ndjson.")
-    entries = journal.entries(sdkappid=sdkappid, after=after, limit=limit)
+    # filters (the console's journal page): the command, the ErrorCode, a UserID the request
+    # names (recorded with serve --record-bodies only) and, over every app, one app
+    command = text_param(params, "command") or None
+    code = params.get("code", "")
+    if code and not (code.lstrip("-").isascii() and code.lstrip("-").isdigit()
+                     and len(code) <= 12):
+        raise TimError(70402, "Invalid parameters: code must be an integer.")
+    user_id = text_param(params, "user_id") or None
+    if sdkappid is None and params.get("app"):
+        sdkappid = int_param(params, "app", 0, 0, 2**32 - 1)
+    entries = journal.entries(sdkappid=sdkappid, after=after, limit=limit, command=command,
+                              code=int(code) if code else None, user_id=user_id)
     if fmt == "ndjson":
         name = f"timserver-journal-{sdkappid if sdkappid is not None else 'all'}.ndjson"
         return Response(journal.ndjson(entries), headers={
             "Content-Type": "application/x-ndjson; charset=utf-8",
             "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
-    return {"Worker": journal.pid, "Capacity": journal.size, "Last": journal.last_seq,
-            "Entries": msgspec.to_builtins(entries)}
+    return {"Worker": journal.pid, "Workers": journal.rings_read, "Capacity": journal.size,
+            "Last": journal.last_seq, "Entries": msgspec.to_builtins(entries)}
 
 
 def admin_endpoints(server: ServerHandles, journal: Journal) -> list[Endpoint]:
@@ -112,8 +123,11 @@ def admin_endpoints(server: ServerHandles, journal: Journal) -> list[Endpoint]:
 
     return [
         Endpoint("/_timserver/accounts", {"GET": accounts_list}, Access.ADMIN),
-        Endpoint("/_timserver/accounts/import", {"POST": accounts_import}, Access.ADMIN),
-        Endpoint("/_timserver/accounts/delete", {"POST": accounts_delete}, Access.ADMIN),
-        Endpoint("/_timserver/accounts/kick", {"POST": accounts_kick}, Access.ADMIN),
+        Endpoint("/_timserver/accounts/import", {"POST": accounts_import}, Access.ADMIN,
+                 journal_as="multiaccount_import"),
+        Endpoint("/_timserver/accounts/delete", {"POST": accounts_delete}, Access.ADMIN,
+                 journal_as="account_delete"),
+        Endpoint("/_timserver/accounts/kick", {"POST": accounts_kick}, Access.ADMIN,
+                 journal_as="kick"),
         Endpoint("/_timserver/journal", {"GET": journal_for_app}, Access.ADMIN),
     ]

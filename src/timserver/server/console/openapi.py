@@ -109,18 +109,24 @@ def extension_paths() -> dict[str, Any]:
             example={"UserID": "alice"})},
         "/_timserver/journal": {"get": _with_ndjson(_op(
             "timserver_journal", "Recent answered /v4 requests of the app",
-            "The request journal of the worker that answers (each worker keeps its own ring): "
-            "time, command, ErrorCode, latency and body sizes of the app's recent calls, oldest "
-            "first. No UserSig, query string or body is ever recorded. format=ndjson exports "
-            "one JSON object per line (application/x-ndjson).",
-            {"Worker": {"type": "integer"}, "Capacity": {"type": "integer"},
+            "The request journal (with --workers N, every worker's calls): time, command, "
+            "ErrorCode, latency and body sizes of the app's recent calls, including the "
+            "console's imports, deletes and kicks, oldest first. No UserSig or query string is "
+            "ever recorded; bodies only with serve --record-bodies. format=ndjson exports one "
+            "JSON object per line (application/x-ndjson).",
+            {"Worker": {"type": "integer"}, "Workers": {"type": "integer"},
+             "Capacity": {"type": "integer"},
              "Last": {"type": "integer"}, "Entries": {"type": "array", "items": entry}},
             params=[("limit", "The newest N entries (default 200).",
                      {"type": "integer", "minimum": 1}),
                     ("after", "Only entries with Seq above this.",
                      {"type": "integer", "minimum": 0}),
                     ("format", "json (default) or ndjson.",
-                     {"type": "string", "enum": ["json", "ndjson"]})]))},
+                     {"type": "string", "enum": ["json", "ndjson"]}),
+                    ("command", "Only this command's calls.", {"type": "string"}),
+                    ("code", "Only calls answered with this ErrorCode.", {"type": "integer"}),
+                    ("user_id", "Only calls whose body names this UserID (recorded with "
+                                "serve --record-bodies only).", {"type": "string"})]))},
     }
 
 

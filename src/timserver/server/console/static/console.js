@@ -16,6 +16,8 @@
   const BATCH = 100;
   const JOURNAL_POLL_MS = 1000;
   const JOURNAL_VIEW_MAX = 1000;
+  const HISTORY = "timserver.console.history";
+  const HISTORY_MAX = 50;
 
   const S = {
     meta: null,
@@ -29,7 +31,8 @@
     page: "debugger",
     last: null,           // the debugger's last request, for reveal/copy
     acc: { stack: [""], index: 0, rows: [] },
-    journal: { entries: new Map(), clearedAt: 0, timer: null, fresh: new Set(), busy: false },
+    journal: { entries: new Map(), clearedAt: 0, timer: null, fresh: new Set(), busy: false, shown: null },
+    linkApp: "",          // the app named by the link `timserver serve` printed (#token=…&app=…)
   };
 
   // --- small helpers ----------------------------------------------------------------------
@@ -51,6 +54,32 @@
   }
 
   const enc = encodeURIComponent;
+
+  /** Fill ``el`` with ``text`` as highlighted JSON: spans made from text nodes, never HTML. */
+  const JSON_TOKEN = /("(?:\\.|[^"\\])*")(\s*:)?|\b(?:true|false|null)\b|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+  function highlight(el, text) {
+    el.replaceChildren();
+    let at = 0;
+    for (const m of text.matchAll(JSON_TOKEN)) {
+      if (m.index > at) el.append(text.slice(at, m.index));
+      const kind = m[1] ? (m[2] ? "tok-key" : "tok-str") : /^[tfn]/.test(m[0]) ? "tok-lit" : "tok-num";
+      el.append(h("span", { class: kind, text: m[1] || m[0] }));
+      if (m[2]) el.append(m[2]);
+      at = m.index + m[0].length;
+    }
+    if (at < text.length) el.append(text.slice(at));
+  }
+
+  /** A body as the page shows it: pretty-printed when it is JSON, else as it came. */
+  function pretty(text) {
+    try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
+  }
+
+  function showError(el, text) {
+    el.textContent = text;
+    el.className = "inline-error";
+    el.setAttribute("role", "alert");
+  }
 
   class ApiError extends Error {
     constructor(resp) {
@@ -419,6 +448,9 @@
       }
       const ms = performance.now() - t0;
       renderResponse(res.status, text, ms);
+      let code = null;
+      try { code = JSON.parse(text).ErrorCode; } catch { /* not JSON */ }
+      remember({ Path: c.Path, Endpoint: ep.self ? "" : ep.base, SDKAppID: cr.sdkappid, Identifier: cr.identifier, Body: body, ErrorCode: code });
     } catch (e) {
       errEl.textContent = e.message;
     } finally {
@@ -445,9 +477,9 @@
       const m = $("resp-meaning");
       m.replaceChildren(h("strong", { text: resp.ErrorCode === 0 ? "Success. " : "Meaning: " }),
         resp.ErrorCode === 0 ? "" : meaning(resp.ErrorCode));
-      if (resp.ErrorInfo && resp.ErrorCode !== 0) m.append(h("br"), h("span", { class: "muted", text: `ErrorInfo: ${resp.ErrorInfo}` }));
+      if (resp.ErrorInfo && resp.ErrorCode !== 0) m.append(h("br"), h("span", { class: "error-info", text: `ErrorInfo: ${resp.ErrorInfo}` }));
       resultTable(resp);
-      $("resp-body").textContent = JSON.stringify(resp, null, 2);
+      highlight($("resp-body"), JSON.stringify(resp, null, 2));
     } else {
       statusEl.textContent = "Not JSON";
       statusEl.className = "badge badge-bad";
@@ -458,9 +490,63 @@
     }
   }
 
+  // --- request history (localStorage: never a key, a UserSig or a query string) ---------------
+
+  function loadHistory() {
+    try {
+      const list = JSON.parse(localStorage.getItem(HISTORY) || "[]");
+      return Array.isArray(list) ? list.slice(0, HISTORY_MAX) : [];
+    } catch { return []; }
+  }
+
+  function remember(item) {
+    const list = [{ ...item, At: Date.now() / 1000 }, ...loadHistory()].slice(0, HISTORY_MAX);
+    try { localStorage.setItem(HISTORY, JSON.stringify(list)); } catch { /* private mode, full */ }
+    renderHistory();
+  }
+
+  function renderHistory() {
+    const list = loadHistory();
+    const ol = $("history-list");
+    if (!list.length) {
+      ol.replaceChildren(h("li", { class: "muted", text: "No request sent from this browser yet." }));
+      return;
+    }
+    ol.replaceChildren(...list.map((it, i) => h("li", { class: "history-item", "data-index": i },
+      h("span", { class: "nowrap muted", title: fmtTime(it.At), text: fmtTime(it.At, false).slice(0, 8) }),
+      h("code", { class: "history-path", text: it.Path.split("/").pop() }),
+      h("span", { class: `code-chip ${it.ErrorCode === 0 ? "" : "code-bad"}`, text: it.ErrorCode === null || it.ErrorCode === undefined ? "—" : String(it.ErrorCode) }),
+      h("span", { class: "history-where muted", text: `${it.SDKAppID} · ${it.Identifier}${it.Endpoint ? ` · ${it.Endpoint}` : ""}` }),
+      h("span", { class: "actions" },
+        h("button", { type: "button", class: "btn btn-ghost btn-small", text: "Edit", "aria-label": `Edit request ${i + 1}`, onclick: () => useHistory(it, false) }),
+        h("button", { type: "button", class: "btn btn-small", text: "Re-send", "aria-label": `Re-send request ${i + 1}`, onclick: () => useHistory(it, true) })))));
+  }
+
+  function useHistory(it, send) {
+    const c = S.commands.find((x) => x.Path === it.Path);
+    if (!c) { showError($("debug-error"), `This server has no command ${it.Path}.`); return; }
+    $("command-select").value = c.Path;
+    commandChanged();
+    history.replaceState(null, "", `#${c.Path}`);
+    $("body-input").value = it.Body;
+    $("endpoint-select").value = it.Endpoint ? "custom" : "self";
+    if (it.Endpoint) $("endpoint-custom").value = it.Endpoint;
+    $("endpoint-custom-field").hidden = !it.Endpoint;
+    if (it.SDKAppID !== $("sdkappid").value.trim() || it.Identifier !== $("identifier").value.trim()) {
+      $("sdkappid").value = it.SDKAppID;
+      $("identifier").value = it.Identifier;
+      credsChanged();
+    }
+    if (send) $("debug-form").requestSubmit(); else $("body-input").focus();
+  }
+
   // --- accounts ------------------------------------------------------------------------------
 
-  function accMessage(kind, text, details) { message($("acc-message"), kind, text, details); }
+  function accMessage(kind, text, details, where) {
+    const el = where || $("acc-message");
+    message(el, kind, text, details);
+    if (kind === "error") el.setAttribute("role", "alert"); else el.setAttribute("role", "status");
+  }
 
   async function loadAccounts(reset) {
     const A = S.acc;
@@ -483,12 +569,12 @@
     } catch (e) {
       if (seq !== A.seq) return;
       $("acc-summary").textContent = "";
-      rows.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty", text: e.message })));
+      rows.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty error-text", role: "alert", text: e.message })));
       return;
     }
     if (r.ErrorCode !== 0) {
       $("acc-summary").textContent = "";
-      rows.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty error-text", text: new ApiError(r).message })));
+      rows.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty error-text", role: "alert", text: new ApiError(r).message })));
       $("acc-prev").disabled = $("acc-next").disabled = true;
       return;
     }
@@ -517,7 +603,14 @@
             disabled: a.IsAdmin, title: a.IsAdmin ? "Admin accounts cannot be deleted" : null, onclick: () => deleteAccounts([a.UserID]) })))));
     }
     const first = A.index * Number($("acc-limit").value);
-    $("acc-summary").textContent = `${r.Total} account${r.Total === 1 ? "" : "s"} in app ${r.SDKAppID}`;
+    const all = `${r.Total} account${r.Total === 1 ? "" : "s"}`;
+    if ($("acc-prefix").value) {  // the count of matches is known once the last page is shown
+      const seen = first + r.Accounts.length;
+      const n = r.Next ? `More than ${seen} matches` : `${seen} match${seen === 1 ? "" : "es"}`;
+      $("acc-summary").textContent = `${n} of ${all} in app ${r.SDKAppID}`;
+    } else {
+      $("acc-summary").textContent = `${all} in app ${r.SDKAppID}`;
+    }
     $("acc-page").textContent = r.Accounts.length ? `Showing ${first + 1}–${first + r.Accounts.length}` : "";
     $("acc-prev").disabled = A.index === 0;
     $("acc-next").disabled = !r.Next;
@@ -603,10 +696,10 @@
       }
       const kind = failures.length ? (imported ? "warn" : "error") : "ok";
       const what = items.length === 1 && !failures.length ? `Imported ${items[0].UserID}.` : `Imported ${imported} account${imported === 1 ? "" : "s"}${failures.length ? `; ${failures.length} failed` : ""}.`;
-      accMessage(kind, what, failures);
+      accMessage(kind, what, failures, progressEl ? $("imp-result") : null);
       if (!failures.length && !progressEl) for (const id of ["imp-userid", "imp-nick", "imp-face"]) $(id).value = "";
     } catch (e) {
-      accMessage("error", `Import stopped after ${imported} account${imported === 1 ? "" : "s"}: ${e.message}`, failures);
+      accMessage("error", `Import stopped after ${imported} account${imported === 1 ? "" : "s"}: ${e.message}`, failures, progressEl ? $("imp-result") : null);
     } finally {
       if (progressEl) progressEl.textContent = "";
     }
@@ -701,13 +794,43 @@
     return document.querySelector('input[name="jscope"]:checked').value;
   }
 
+  /** The filters of the journal page, as the journal endpoints take them. */
+  function journalFilters() {
+    const f = {};
+    const command = $("jf-command").value, code = $("jf-code").value.trim(), user = $("jf-user").value.trim();
+    const app = $("jf-app").value.trim();
+    if (command) f.command = command;
+    if (code) f.code = code;
+    if (user) f.user_id = user;
+    if (app && journalScope() === "all") f.app = app;
+    return f;
+  }
+
+  function checkJournalFilters() {
+    const code = $("jf-code").value.trim(), app = $("jf-app").value.trim();
+    if (code && !/^-?\d{1,10}$/.test(code)) return "ErrorCode must be a number, such as 70107.";
+    if (app && journalScope() === "all" && !/^\d{1,10}$/.test(app)) return "App must be an SDKAppID (digits only).";
+    return "";
+  }
+
   async function fetchJournal(format) {
+    const f = journalFilters();
     if (journalScope() === "all") {
-      return api(`/_timserver/console/journal?limit=1000${format ? "&format=" + format : ""}`, { token: true, raw: !!format });
+      let q = `limit=1000${format ? "&format=" + format : ""}`;
+      for (const [k, v] of Object.entries(f)) q += `&${enc(k)}=${enc(v)}`;
+      return api(`/_timserver/console/journal?${q}`, { token: true, raw: !!format });
     }
-    if (!format) return adminCall("/_timserver/journal", { params: { limit: 200 } });
+    if (!format) return adminCall("/_timserver/journal", { params: { limit: 200, ...f } });
     const sig = await adminSig();
-    return fetch(`/_timserver/journal?${authQuery(sig)}&limit=1000&format=${format}`, { cache: "no-store" });
+    let q = `${authQuery(sig)}&limit=1000&format=${format}`;
+    for (const [k, v] of Object.entries(f)) q += `&${enc(k)}=${enc(v)}`;
+    return fetch(`/_timserver/journal?${q}`, { cache: "no-store" });
+  }
+
+  function journalFiltersChanged() {
+    S.journal.entries.clear();
+    renderJournal();
+    pollJournal();
   }
 
   function stopJournal() {
@@ -723,7 +846,10 @@
     let delay = JOURNAL_POLL_MS;
     try {
       const c = creds();
-      if (journalScope() === "app" && (!c.sdkappid || !c.identifier)) {
+      const bad = checkJournalFilters();
+      if (bad) {
+        showError($("j-error"), bad);
+      } else if (journalScope() === "app" && (!c.sdkappid || !c.identifier)) {
         $("j-state").textContent = "Choose an app and its admin above.";
       } else {
         const r = await fetchJournal();
@@ -731,11 +857,14 @@
         for (const e of r.Entries) {
           if (!J.entries.has(e.Id) && e.Time > J.clearedAt) { J.entries.set(e.Id, e); J.fresh.add(e.Id); }
         }
-        $("j-state").textContent = $("j-live").checked ? `Live · worker ${r.Worker} keeps the last ${r.Capacity}` : "Paused";
+        $("j-error").textContent = "";
+        const workers = r.Workers && r.Workers > 1 ? ` · ${r.Workers} workers` : "";
+        $("j-state").textContent = $("j-live").checked ? `Live · the last ${r.Capacity} per worker${workers}` : "Paused";
         renderJournal();
       }
     } catch (e) {
-      $("j-state").textContent = `Cannot read the journal: ${e.message}`;
+      showError($("j-error"), `Cannot read the journal: ${e.message}`);
+      $("j-state").textContent = "";
       delay = 3000;
     } finally {
       J.busy = false;
@@ -754,11 +883,16 @@
     if (!all.length) {
       rows.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "empty", text: "No request yet. Send one from the API debugger, or call the server with any client." })));
     } else {
-      rows.replaceChildren(...all.map((e) => h("tr", { class: J.fresh.has(e.Id) ? "fresh" : null, "data-id": e.Id },
+      rows.replaceChildren(...all.map((e) => h("tr", {
+        class: `j-row${J.fresh.has(e.Id) ? " fresh" : ""}${J.shown === e.Id ? " selected" : ""}`, "data-id": e.Id, tabindex: 0,
+        "aria-label": `Show ${e.Command || e.Path} at ${fmtTime(e.Time, false)} in full`,
+        onclick: () => showEntry(e.Id), onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); showEntry(e.Id); } },
+      },
         h("td", { class: "nowrap", title: fmtTime(e.Time), text: fmtTime(e.Time, false) }),
         h("td", { text: e.SDKAppID === null ? "—" : String(e.SDKAppID) }),
         h("td", { text: e.Identifier || "—" }),
-        h("td", {}, e.Command ? h("code", { text: e.Command }) : h("span", { class: "muted", text: `${e.Method} ${e.Path}` })),
+        h("td", {}, e.Command ? h("code", { text: e.Command }) : h("span", { class: "muted", text: `${e.Method} ${e.Path}` }),
+          byConsole(e) ? h("span", { class: "badge badge-info badge-small", title: `Sent by this console: ${e.Path}`, text: "console" }) : null),
         h("td", {}, h("span", { class: `code-chip ${e.ErrorCode === 0 ? "" : "code-bad"}`, title: meaning(e.ErrorCode), text: e.ErrorCode === 0 ? "0 OK" : `${e.ErrorCode} ${codeName(e.ErrorCode)}` })),
         h("td", { class: "num", text: `${e.LatencyMs.toFixed(1)} ms` }),
         h("td", { class: "num", text: fmtBytes(e.RequestBytes) }),
@@ -771,6 +905,42 @@
     $("j-summary").textContent = all.length
       ? `${all.length} request${all.length === 1 ? "" : "s"} · ${failed} failed · median ${median.toFixed(1)} ms`
       : "";
+  }
+
+  function byConsole(e) { return e.Path.startsWith("/_timserver/"); }
+
+  /** One call in full: everything the journal keeps of it (never its query: the UserSig). */
+  function showEntry(id) {
+    const e = S.journal.entries.get(id);
+    if (!e) return;
+    S.journal.shown = id;
+    for (const tr of document.querySelectorAll("#j-rows tr.selected")) tr.classList.remove("selected");
+    const row = document.querySelector(`#j-rows tr[data-id="${CSS.escape(id)}"]`);
+    if (row) row.classList.add("selected");
+    $("j-detail").hidden = false;
+    $("j-detail-title").textContent = `${e.Command || e.Path} · ${fmtTime(e.Time)}`;
+    const dl = $("j-detail-fields");
+    dl.replaceChildren();
+    const add = (k, v, mono) => dl.append(h("dt", { text: k }), h("dd", {}, mono ? h("code", { text: v }) : v));
+    add("Request", `${e.Method} ${e.Path}`, true);
+    add("Query", byConsole(e) ? "sdkappid, identifier, usersig — not recorded (the journal never keeps a query: it holds the UserSig)"
+      : "sdkappid, identifier, usersig, random, contenttype — not recorded (the journal never keeps a query: it holds the UserSig)");
+    add("Command", e.Command ? `${e.Command}${byConsole(e) ? " (sent by the console's Accounts page)" : ""}` : "— (not a command of this server)");
+    add("App (SDKAppID)", e.SDKAppID === null ? "— (no valid app)" : String(e.SDKAppID));
+    add("Admin (identifier)", e.Identifier || "—");
+    const name = codeName(e.ErrorCode);
+    add("ErrorCode", h("span", {}, h("span", { class: `code-chip ${e.ErrorCode === 0 ? "" : "code-bad"}`, text: `${e.ErrorCode}${name ? " " + name : ""}` }), " ", meaning(e.ErrorCode)));
+    add("Answered", `${fmtTime(e.Time)}.${String(Math.round((e.Time % 1) * 1000)).padStart(3, "0")} in ${e.LatencyMs.toFixed(2)} ms`);
+    add("Sizes", `request ${e.RequestBytes < 0 ? "—" : fmtBytes(e.RequestBytes)} · response ${fmtBytes(e.ResponseBytes)}`);
+    if (e.UserIDs) add("UserIDs named", e.UserIDs.length ? e.UserIDs.join(", ") : "none");
+    add("Entry", `${e.Id} (worker pid ${e.Id.split("-")[0]}, sequence ${e.Seq})`, true);
+    const recorded = e.RequestBody !== undefined || e.ResponseBody !== undefined;
+    const none = "Not recorded: start the server with `timserver serve --record-bodies` (emulator) to keep request and response bodies.";
+    for (const [el, body] of [[$("j-detail-request"), e.RequestBody], [$("j-detail-response"), e.ResponseBody]]) {
+      if (!recorded) { el.textContent = none; el.classList.add("code-none"); }
+      else if (body === undefined || body === null) { el.textContent = "(no body)"; el.classList.add("code-none"); }
+      else { el.classList.remove("code-none"); highlight(el, pretty(body)); }
+    }
   }
 
   async function exportJournal() {
@@ -788,7 +958,7 @@
       a.click();
       setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
     } catch (e) {
-      $("j-state").textContent = `Export failed: ${e.message}`;
+      showError($("j-error"), `Export failed: ${e.message}`);
     }
   }
 
@@ -797,6 +967,8 @@
   function takeTokenFromUrl() {
     const m = location.hash.match(/^#token=([^&]+)/);
     if (m) {
+      const app = location.hash.match(/&app=(\d{1,10})(?:&|$)/);  // the app serve made or announced
+      if (app) S.linkApp = app[1];
       S.token = decodeURIComponent(m[1]);
       sessionStorage.setItem(TOKEN_KEY, S.token);
       history.replaceState(null, "", `${location.pathname}${location.search}#/debugger`);
@@ -823,6 +995,16 @@
     if (!S.tokenOk && signingMode() === "server") $("signing-key").checked = true;
     if (S.tokenOk && !$("sdkappid").value && S.apps.length) chooseApp(String(S.apps[0].SDKAppID));
     credsChanged();
+  }
+
+  /** Says at once, while typing, when a key cannot be one (64 hex characters). */
+  function checkKey() {
+    const key = $("key").value.trim();
+    const bad = key && !/^[0-9a-fA-F]{64}$/.test(key);
+    $("key").setAttribute("aria-invalid", bad ? "true" : "false");
+    $("key-error").textContent = !bad ? "" : /[^0-9a-fA-F]/.test(key)
+      ? "A key is 64 hexadecimal characters (0-9, a-f): this one has other characters."
+      : `A key is 64 hexadecimal characters: this one has ${key.length}.`;
   }
 
   function chooseApp(sdkappid) {
@@ -866,14 +1048,22 @@
     $("endpoint-custom-field").hidden = $("endpoint-select").value !== "custom";
     const useServer = S.tokenOk && p.signing !== "key";
     $(useServer ? "signing-server" : "signing-key").checked = true;
-    if (p.sdkappid) $("sdkappid").value = p.sdkappid;
+    // the app the link of `timserver serve` names, else the last one used here, else the first
+    const hostedApp = (id) => id && S.apps.some((a) => String(a.SDKAppID) === id);
+    if (hostedApp(S.linkApp)) chooseApp(S.linkApp);
+    else if (p.sdkappid) $("sdkappid").value = p.sdkappid;
     else if (S.apps.length) chooseApp(String(S.apps[0].SDKAppID));
     syncAppSelect();
     renderHints();
+    savePrefs();
+    for (const c of S.commands) $("jf-command").append(h("option", { value: c.Command, text: c.Command }));
+    renderHistory();
 
     // wiring
     $("app-select").addEventListener("change", (e) => { if (e.target.value) chooseApp(e.target.value); else $("sdkappid").focus(); credsChanged(); });
     for (const id of ["sdkappid", "identifier", "key"]) $(id).addEventListener("change", credsChanged);
+    $("key").addEventListener("input", checkKey);
+    $("history-clear").addEventListener("click", () => { localStorage.removeItem(HISTORY); renderHistory(); });
     for (const id of ["signing-server", "signing-key"]) $(id).addEventListener("change", credsChanged);
     $("endpoint-select").addEventListener("change", () => { $("endpoint-custom-field").hidden = $("endpoint-select").value !== "custom"; savePrefs(); });
     $("endpoint-custom").addEventListener("change", savePrefs);
@@ -920,17 +1110,18 @@
     $("import-list").addEventListener("submit", (e) => {
       e.preventDefault();
       let items;
-      try { items = parseList($("imp-list").value); } catch (err) { accMessage("error", err.message); return; }
-      if (!items.length) { accMessage("error", "The list is empty: one UserID per line."); return; }
-      if (items.length > 100000) { accMessage("error", "At most 100,000 accounts per list."); return; }
+      const here = $("imp-result");
+      try { items = parseList($("imp-list").value); } catch (err) { accMessage("error", err.message, null, here); return; }
+      if (!items.length) { accMessage("error", "The list is empty: one UserID per line.", null, here); return; }
+      if (items.length > 100000) { accMessage("error", "At most 100,000 accounts per list.", null, here); return; }
       importAccounts(items, $("imp-progress"));
     });
     $("imp-file").addEventListener("change", (e) => {
       const f = e.target.files[0];
       if (!f) return;
-      if (f.size > 8 * 1024 * 1024) { accMessage("error", "The file is larger than 8 MiB."); return; }
+      if (f.size > 8 * 1024 * 1024) { accMessage("error", "The file is larger than 8 MiB.", null, $("imp-result")); return; }
       const reader = new FileReader();
-      reader.onload = () => { $("imp-list").value = String(reader.result); accMessage("info", `Loaded ${f.name}: press “Import list”.`); };
+      reader.onload = () => { $("imp-list").value = String(reader.result); accMessage("info", `Loaded ${f.name}: press “Import list”.`, null, $("imp-result")); };
       reader.readAsText(f);
     });
 
@@ -940,7 +1131,12 @@
     $("explain-form").addEventListener("submit", explain);
 
     $("j-live").addEventListener("change", () => { if ($("j-live").checked) pollJournal(); else { stopJournal(); $("j-state").textContent = "Paused"; } });
-    for (const r of document.querySelectorAll('input[name="jscope"]')) r.addEventListener("change", () => { S.journal.entries.clear(); renderJournal(); pollJournal(); });
+    for (const r of document.querySelectorAll('input[name="jscope"]')) r.addEventListener("change", () => { $("jf-app-field").hidden = journalScope() !== "all"; journalFiltersChanged(); });
+    $("jf-app-field").hidden = true;
+    $("j-filters").addEventListener("submit", (e) => { e.preventDefault(); journalFiltersChanged(); });
+    $("jf-command").addEventListener("change", journalFiltersChanged);
+    $("jf-reset").addEventListener("click", () => { for (const id of ["jf-command", "jf-code", "jf-user", "jf-app"]) $(id).value = ""; journalFiltersChanged(); });
+    $("j-detail-close").addEventListener("click", () => { $("j-detail").hidden = true; S.journal.shown = null; renderJournal(); });
     $("j-clear").addEventListener("click", () => { S.journal.clearedAt = Math.max(...[...S.journal.entries.values()].map((e) => e.Time), S.journal.clearedAt); S.journal.entries.clear(); renderJournal(); });
     $("j-export").addEventListener("click", exportJournal);
     document.addEventListener("visibilitychange", () => { if (!document.hidden && S.page === "journal" && $("j-live").checked) pollJournal(); });
