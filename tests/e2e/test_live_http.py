@@ -165,8 +165,8 @@ def test_workers_share_the_rate_limit(live_db: str) -> None:
     def worker() -> None:  # new connections spread over both worker processes
         nonlocal refused
         for _ in range(15):
-            code = httpx.post(target, content=body, headers={"Connection": "close"}).json()[
-                "ErrorCode"]
+            code = httpx.post(target, content=body, headers={"Connection": "close"},
+                              timeout=30).json()["ErrorCode"]  # a worker may still be starting
             with lock:
                 if code == 0:
                     accepted.append(time.monotonic())

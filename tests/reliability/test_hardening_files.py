@@ -94,21 +94,20 @@ def test_bulk_cli_state_file_is_private(tmp_path: Path) -> None:
         state = tmp_path / "accounts.csv.import-state"
         state.write_text("left by an earlier run\n")
         os.chmod(state, 0o644)
-        run = subprocess.run(  # a wrong key stops the run (70009): its state file is kept
-            [sys.executable, "-m", "timserver", "accounts", "import", str(source),
-             "--no-progress"], capture_output=True, text=True, timeout=60,
-            env={**os.environ, "TIMSERVER_ENDPOINT": server.base_url,
-                 "TIMSERVER_SDKAPPID": str(app.sdkappid), "TIMSERVER_KEY": "0" * 64,
-                 "TIMSERVER_ADMIN": "administrator"})
+        env = {**os.environ, "TIMSERVER_ENDPOINT": server.base_url,
+               "TIMSERVER_SDKAPPID": str(app.sdkappid), "TIMSERVER_KEY": app.key,
+               "TIMSERVER_ADMIN": "administrator"}
+        command = [sys.executable, "-m", "timserver", "accounts", "import", str(source),
+                   "--no-progress", "--retries", "0"]
+        subprocess.run([sys.executable, "-m", "timserver", "faults", "add", "--sdkappid",
+                        str(app.sdkappid), "--command", "multiaccount_import", "--code", "70500",
+                        "--db", db], check=True, capture_output=True, timeout=60)
+        # a failed batch stops the run: its state file is kept
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
         assert run.returncode == 3, run.stderr
         assert state.exists() and mode(state) == 0o600
         state.unlink()
-        run = subprocess.run(
-            [sys.executable, "-m", "timserver", "accounts", "import", str(source),
-             "--no-progress"], capture_output=True, text=True, timeout=60,
-            env={**os.environ, "TIMSERVER_ENDPOINT": server.base_url,
-                 "TIMSERVER_SDKAPPID": str(app.sdkappid), "TIMSERVER_KEY": "0" * 64,
-                 "TIMSERVER_ADMIN": "administrator"})
+        subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
         assert state.exists() and mode(state) == 0o600  # created 0600 too
     finally:
         server.stop()

@@ -35,7 +35,8 @@ def with_storage(db: str, work: Callable[[Storage], Awaitable[T]]) -> T:
         try:
             await storage.open()
         except StorageError as exc:
-            if isinstance(exc.__cause__, OSError):  # its file or folder cannot be made (SQLite)
+            if isinstance(exc.__cause__, OSError) and db.startswith("sqlite"):  # its file or
+                # folder cannot be made
                 raise click.ClickException(unusable_db(db, exc.__cause__)) from None
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # the database's folder cannot be made (SQLite)
