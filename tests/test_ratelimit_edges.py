@@ -1,4 +1,4 @@
-"""The rate limiters at their edges (spec §9.6): the window's closing instant, what a decision
+"""The rate limiters at their edges (docs/protocol.md §8.1): the window's closing instant, what a decision
 says (limit, remaining, retry-after), and the same answers from the three homes of the log, in
 process and over HTTP (found by mutation testing, docs/testing.md)."""
 

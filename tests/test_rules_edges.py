@@ -1,4 +1,4 @@
-"""The edges of what makes a UserID and a profile field valid (spec §9.2), as a client sees them:
+"""The edges of what makes a UserID and a profile field valid (docs/protocol.md §7.7), as a client sees them:
 the exact limits, and the reason each refusal gives (found by mutation testing, docs/testing.md)."""
 
 from __future__ import annotations

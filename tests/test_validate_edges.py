@@ -1,4 +1,4 @@
-"""What a body's refusal says, word for word, and the batch-size edges (spec §9.1 step 9, §9.6):
+"""What a body's refusal says, word for word, and the batch-size edges (docs/protocol.md §4 step 9, §7.8):
 from a parser built afresh from the request structs and over HTTP (found by mutation testing,
 docs/testing.md)."""
 
