@@ -333,6 +333,14 @@ class PostgresStorage:
     async def apps_version(self) -> int:
         return await self._versions()
 
+    async def _write_versioned(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """A write that bumps a stored version: this instance sees the change at its next call,
+        without waiting for its own NOTIFY to come back."""
+        try:
+            return await self._run(work, write=True)
+        finally:
+            self._versions_read_at = float("-inf")  # the next _versions() reads them
+
     async def _versions(self) -> int:
         """A counter that moves whenever apps or emulator state may have changed: with each
         NOTIFY heard, and when the stored versions are read and differ from the last read.
@@ -359,7 +367,7 @@ class PostgresStorage:
             await _set_admins(conn, app.sdkappid, app.admins)
             await self._bump_apps_version(conn)
         try:
-            await self._run(work, write=True)
+            await self._write_versioned(work)
         except asyncpg.UniqueViolationError:
             raise AppExists(f"an app with SDKAppID {app.sdkappid} already exists") from None
 
@@ -395,7 +403,7 @@ class PostgresStorage:
             await self._bump_apps_version(conn)
             return _app_from_row(await conn.fetchrow(
                 f"SELECT {_APP_COLUMNS} FROM apps WHERE sdkappid = $1", sdkappid))
-        return await self._run(work, write=True)
+        return await self._write_versioned(work)
 
     # --- accounts -----------------------------------------------------------------------------
     async def import_accounts(self, sdkappid: int, items: Sequence[AccountWrite],
@@ -588,7 +596,7 @@ class PostgresStorage:
                 sdkappid, spec, remaining, time.time())
             await _bump_emulator_version(conn)
             return FaultRecord(*row)
-        return await self._run(work, write=True)
+        return await self._write_versioned(work)
 
     async def list_faults(self, sdkappid: int | None = None) -> list[FaultRecord]:
         if sdkappid is None:
@@ -611,7 +619,7 @@ class PostgresStorage:
             if gone:
                 await _bump_emulator_version(conn)
             return len(gone)
-        return await self._run(work, write=True)
+        return await self._write_versioned(work)
 
     async def add_fault_matches(self, counts: Mapping[int, int]) -> None:
         rows = [(n, rule_id) for rule_id, n in sorted(counts.items())]  # one lock order
@@ -636,7 +644,7 @@ class PostgresStorage:
                 "INSERT INTO meta (name, value) VALUES ('clock_offset_ms', $1) "
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value", round(seconds * 1000))
             await _bump_emulator_version(conn)
-        await self._run(work, write=True)
+        await self._write_versioned(work)
 
     async def app_clock_offsets(self) -> dict[int, float]:
         rows = await self._run(lambda c: c.fetch("SELECT sdkappid, offset_ms FROM app_clocks"))
@@ -659,7 +667,7 @@ class PostgresStorage:
             else:
                 await conn.execute("DELETE FROM app_clocks WHERE sdkappid = $1", sdkappid)
             await _bump_emulator_version(conn)
-        await self._run(work, write=True)
+        await self._write_versioned(work)
 
     async def reset_accounts(self, sdkappid: int) -> int:
         async def work(conn: asyncpg.Connection) -> int:
@@ -733,7 +741,7 @@ class PostgresStorage:
                 "VALUES ($1, $2, $3, $4, $5)",
                 [(sdkappid, r.spec, r.remaining, r.matched, r.created_at) for r in rules])
             await _bump_emulator_version(conn)
-        await self._run(work, write=True)
+        await self._write_versioned(work)
 
 
 async def _set_admins(conn: asyncpg.Connection, sdkappid: int, admins: Sequence[str]) -> None:
