@@ -27,22 +27,27 @@ async def _require_app(storage: Storage, sdkappid: int) -> None:
 @click.option("--sdkappid", type=int, required=True, help="The app to empty.")
 @click.option("--faults", "with_faults", is_flag=True, help="Delete the app's fault rules too.")
 @click.option("--clock", "with_clock", is_flag=True, help="Set the clock offset back to 0 too.")
+@click.option("--kicks", "with_kicks", is_flag=True,
+              help="Forget the admins' kicks too (they survive a reset otherwise).")
 @db_option
-def reset(sdkappid: int, with_faults: bool, with_clock: bool, db: str) -> None:
-    """Delete an app's accounts (admins stay) and kicks.
+def reset(sdkappid: int, with_faults: bool, with_clock: bool, with_kicks: bool, db: str) -> None:
+    """Delete an app's accounts (admins stay, with their kicks) and their kicks.
 
     A running server sees it on its next call (its rate-limit windows, kept in memory, empty
     within a second; the control endpoint POST /_timserver/reset empties them at once).
     """
     async def work(storage: Storage) -> dict[str, object]:
         await _require_app(storage, sdkappid)
-        return await state.reset_app(storage, sdkappid, faults=with_faults, clock=with_clock)
+        return await state.reset_app(storage, sdkappid, faults=with_faults, clock=with_clock,
+                                     kicks=with_kicks)
     done = with_storage(db, work)
     line = f"App {sdkappid}: deleted {done['DeletedAccounts']} accounts"
     if "DeletedRules" in done:
         line += f" and {done['DeletedRules']} fault rules"
     if "ClockOffset" in done:
         line += "; clock offset 0"
+    if "ForgottenKicks" in done:
+        line += f"; {done['ForgottenKicks']} admins' kicks forgotten"
     click.echo(line + ".")
 
 
