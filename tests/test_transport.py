@@ -20,6 +20,7 @@ from timserver.server import transport
 def test_abort_closes_the_connection_without_an_answer(loop: str) -> None:
     http = "timserver.server.httpguard:GuardedHttpToolsProtocol"  # what serve runs
     seen: dict[str, object] = {}
+    done = threading.Event()  # the client sees the close before ``abort`` returns on the server
 
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
@@ -27,6 +28,7 @@ def test_abort_closes_the_connection_without_an_answer(loop: str) -> None:
         await receive()
         seen["transport"] = transport.transport_of(send)
         seen["aborted"] = await transport.abort(send)
+        done.set()
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -42,6 +44,7 @@ def test_abort_closes_the_connection_without_an_answer(loop: str) -> None:
         assert server.started, "uvicorn did not start"
         with pytest.raises(httpx.RemoteProtocolError):
             httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=5)
+        assert done.wait(10), "the app never finished aborting"
         assert seen["transport"] is not None and seen["aborted"] is True
     finally:
         server.should_exit = True
