@@ -73,8 +73,9 @@ async def test_account_delete_answers(client, server_app) -> None:
         {"ResultCode": 70107, "ResultInfo": ACCOUNT_NOT_EXIST_INFO, "UserID": missing}]}
     pro = Api(client, await make_app(server_app, edition="pro"))
     assert await pro.call("account_delete", {"DeleteItem": [{"UserID": a}]}) == fail(
-        71000, "Account deletion failed: this app is on the pro edition, and only trial (or "
-               "developer) apps can delete accounts; use kick to deactivate an account instead.")
+        71000, "Account deletion failed: deletion is switched off for this pro-edition app "
+               "(timserver app allow-delete N on switches it on); use kick to deactivate an "
+               "account instead.")
     trial = Api(client, await make_app(server_app, edition="trial"))
     await trial.call("account_import", {"UserID": a})
     assert (await trial.call("account_delete", {"DeleteItem": [{"UserID": a}]}))[

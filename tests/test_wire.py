@@ -76,7 +76,7 @@ async def test_options_preflight_gets_cors(client) -> None:
 # --- step 2: command --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", [
-    "/v4/openim/query_online_status", "/v4/im_open_login_svc/nope", "/v4/nope/account_check",
+    "/v4/openim/sendmsg", "/v4/im_open_login_svc/nope", "/v4/nope/account_check",
     "/v4/im_open_login_svc/Account_Check", "/v3/im_open_login_svc/account_check",
     "/v4/im_open_login_svc/account_check/extra", "/", "/v4", "/anything/at/all",
 ])

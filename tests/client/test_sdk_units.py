@@ -144,7 +144,7 @@ def test_backoff_is_exponential_bounded_and_jittered() -> None:
         delays = {retry.delay(n) for _ in range(50)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(delays) > 1  # jitter
-    assert Retry().codes == RETRYABLE_CODES == {60007, 60008, 70169, 70202, 70500}
+    assert Retry().codes == RETRYABLE_CODES == {40006, 60007, 60008, 70169, 70202, 70500}
     for bad in ({"attempts": 0}, {"backoff": -1}, {"multiplier": 0.5}):
         with pytest.raises(ValueError):
             Retry(**bad)  # type: ignore[arg-type]

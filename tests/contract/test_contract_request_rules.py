@@ -72,13 +72,12 @@ def test_options_preflight_gets_cors_headers(api, server):
 @pytest.mark.parametrize(
     "service,command",
     [
-        ("openim", "query_online_status"),  # §9.6: out of scope in this version
-        ("openim", "querystate"),
+        ("openim", "sendmsg"),  # a Tencent command timserver does not serve
         (SVC, "no_such_command"),
         (SVC, "Account_Import"),  # case-sensitive
         ("IM_OPEN_LOGIN_SVC", "account_import"),
         ("no_such_service", "account_import"),
-        ("profile", "portrait_get"),
+        ("profile", "portrait_get_v2"),
     ],
 )
 def test_unknown_service_or_command_60009(api, dev, service, command):

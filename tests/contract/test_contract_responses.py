@@ -50,7 +50,7 @@ def test_body_is_utf8_json(api, dev):
 
 @pytest.mark.parametrize(
     "path",
-    ["/v4/nosvc/nocmd", "/v4/openim/query_online_status", f"/v4/{SVC}/account_import/extra"],
+    ["/v4/nosvc/nocmd", "/v4/openim/sendmsg", f"/v4/{SVC}/account_import/extra"],
 )
 def test_unknown_paths_still_answer_json_envelope(api, server, path):
     from contract_support import assert_envelope

@@ -35,7 +35,7 @@ def test_a_rule_without_seed_gets_one_to_show() -> None:
     ({}, "needs an action"),
     ({"Code": 0}, "catalogue"),
     ({"Code": 70500.0}, "catalogue"),
-    ({"Code": 70500, "Command": "query_online_status"}, "Command"),
+    ({"Code": 70500, "Command": "sendmsg"}, "Command"),
     ({"Code": 70500, "UserID": "x" * 33}, "UserID"),
     ({"Code": 70500, "UserID": "a\nb"}, "UserID"),
     ({"Drop": True, "FailItems": True}, "Drop"),

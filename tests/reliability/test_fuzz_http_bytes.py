@@ -118,7 +118,7 @@ def seeds(app) -> list[bytes]:
         _request("POST", f"/_timserver/faults?{admin_query(app, sig='eJyrVgrxCdYrSy1SslJQ')}",
                  b'{"Code":70500}'),
         _request("POST", f"/_timserver/reset?{aq}", b"{}"),
-        _request("POST", f"/v4/openim/query_online_status?{q}", b"{}"),
+        _request("POST", f"/v4/openim/sendmsg?{q}", b"{}"),
         _request("PUT", f"{v4}account_check?{q}", b"{}"),
     ]
     return out

@@ -80,7 +80,7 @@ def _actions(app, limited, now: int):
                                    r.choice([b"", b"{", b"[]", b'{"DeleteItem": 5}',
                                              b'{"DeleteItem": [{"UserID": 7}]}'])),
          {60003, 70402, 60015}),
-        (1, "unknown", lambda r: ("POST", f"/v4/openim/query_online_status?{q}", {}), {60009}),
+        (1, "unknown", lambda r: ("POST", f"/v4/openim/sendmsg?{q}", {}), {60009}),
         (1, "method", lambda r: ("PUT", f"{V4}account_check?{q}", {}), {60008}),
         (2, "list", lambda r: ("GET", f"/_timserver/accounts?{aq}&limit=50&prefix=s1", None), {0}),
         (1, "journal", lambda r: ("GET", f"/_timserver/journal?{aq}&limit=20", None), {0}),

@@ -4,9 +4,10 @@ A snapshot is a consistent copy of the whole database file made with ``VACUUM IN
 transaction: a running server goes on serving), kept as ``NAME.db`` in the folder
 ``<database file>.snapshots/`` next to the database.
 
-What a snapshot holds and restores is the *data*: apps (keys, admins, editions, limits),
-accounts and kicks. Fault rules and the clock offset are controls of the emulator, not data:
-a restore leaves them as they are.
+What a snapshot holds and restores is the *data*: apps (keys, admins, editions, limits,
+callbacks), accounts, kicks, logged-in devices and deletion bans (a snapshot of an older
+timserver has no devices nor bans: they are restored empty). Fault rules and the clock
+offset are controls of the emulator, not data: a restore leaves them as they are.
 
 Restore is safe while servers run: it copies the snapshot's tables back into the live database
 in one write transaction (``BEGIN IMMEDIATE``; servers' writes wait for it, their reads see the
@@ -27,7 +28,9 @@ from pathlib import Path
 from .. import private
 from ..storage.sqlite import path_from_url
 
-DATA_TABLES = ("apps", "accounts", "kicks")
+DATA_TABLES = ("apps", "accounts", "kicks", "devices", "deletion_bans")
+#: Tables a snapshot taken by an older timserver may lack: restored empty.
+LATER_TABLES = frozenset({"devices", "deletion_bans"})
 #: Admins' kicks survive a restore (and a reset): admins are never deleted, and a UserSig of an
 #: admin that was revoked stays revoked. Taken before the restore into ``kept_kicks``...
 ADMIN_KICKS = ("SELECT k.sdkappid, k.user_id, k.kicked_at FROM {db}kicks k JOIN {db}accounts a "
@@ -137,7 +140,8 @@ def _columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:
 
 
 def restore(url: str, name: str) -> SnapshotInfo:
-    """Replace the database's apps, accounts and kicks by the snapshot's, in one transaction."""
+    """Replace the database's data tables (apps, accounts, kicks, devices, deletion bans) by
+    the snapshot's, in one transaction."""
     source = _file(url, name)
     if not source.is_file():
         raise SnapshotError(f"no snapshot {name!r} (timserver snapshot list shows them)")
@@ -148,6 +152,9 @@ def restore(url: str, name: str) -> SnapshotInfo:
         plan = []
         for table in DATA_TABLES:
             theirs = set(_columns(conn, "snap", table))
+            if not theirs and table in LATER_TABLES:
+                plan.append((table, ""))
+                continue
             if not theirs:
                 raise SnapshotError(f"snapshot {name!r} has no {table} table: it is not a "
                                     "timserver snapshot")
@@ -159,7 +166,9 @@ def restore(url: str, name: str) -> SnapshotInfo:
             for table, _ in reversed(plan):
                 conn.execute(f"DELETE FROM main.{table}")
             for table, cols in plan:
-                conn.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM snap.{table}")
+                if cols:
+                    conn.execute(f"INSERT INTO main.{table} ({cols}) "
+                                 f"SELECT {cols} FROM snap.{table}")
             conn.execute(KEEP_ADMIN_KICKS.format(db="main.", later="max"))
             conn.execute("DROP TABLE temp.kept_kicks")
             # Every server drops its cached app records on its next call.

@@ -3,9 +3,10 @@
 The same semantics as the SQLite snapshots (``snapshots.py``), kept inside the database itself:
 
 * Snapshot ``NAME`` is a schema ``timserver_snapshot_<N>`` (N from a sequence, so that names
-  follow the SQLite rule: up to 64 characters, ``.`` and ``-`` allowed) holding copies of the data
-  tables ``apps``, ``accounts`` and ``kicks``, made with ``CREATE TABLE ... AS SELECT`` in one
-  REPEATABLE READ transaction: the three copies are one consistent view, taken while servers run
+  follow the SQLite rule: up to 64 characters, ``.`` and ``-`` allowed) holding copies of the
+  data tables (``apps``, ``accounts``, ``kicks``, ``devices``, ``deletion_bans``), made with
+  ``CREATE TABLE ... AS SELECT`` in one REPEATABLE READ transaction: the copies are one
+  consistent view, taken while servers run
   (nobody waits for it). The schema ``timserver_snapshots`` holds the catalogue (name, schema,
   time, counts, size). Both are made on first use; ``pg_dump`` of the database includes them.
 * Fault rules and the clock offset are controls of the emulator, not data: a restore leaves them.
@@ -33,7 +34,14 @@ from typing import Any, TypeVar
 import asyncpg
 
 from ..storage.postgres import _KICKS_CHANNEL, PostgresStorage
-from .snapshots import _NAME_RE, ADMIN_KICKS, DATA_TABLES, KEEP_ADMIN_KICKS, SnapshotError
+from .snapshots import (
+    _NAME_RE,
+    ADMIN_KICKS,
+    DATA_TABLES,
+    KEEP_ADMIN_KICKS,
+    LATER_TABLES,
+    SnapshotError,
+)
 
 T = TypeVar("T")
 
@@ -198,7 +206,8 @@ async def _lock_data_tables(conn: asyncpg.Connection) -> None:
 
 
 def restore(url: str, name: str) -> SnapshotInfo:
-    """Replace the database's apps, accounts and kicks by the snapshot's, in one transaction."""
+    """Replace the database's data tables (apps, accounts, kicks, devices, deletion bans) by
+    the snapshot's, in one transaction."""
     check_name(name)
 
     async def work(conn: asyncpg.Connection) -> SnapshotInfo:
@@ -209,6 +218,9 @@ def restore(url: str, name: str) -> SnapshotInfo:
         plan = []
         for table in DATA_TABLES:
             theirs = set(await _columns(conn, f"{_ident(schema)}.{table}"))
+            if not theirs and table in LATER_TABLES:
+                plan.append((table, ""))
+                continue
             if not theirs:
                 raise SnapshotError(f"snapshot {name!r} has no {table} table: it is not a "
                                     "timserver snapshot")
@@ -222,8 +234,9 @@ def restore(url: str, name: str) -> SnapshotInfo:
                 for table, _ in reversed(plan):
                     await conn.execute(f"DELETE FROM {table}")
                 for table, cols in plan:
-                    await conn.execute(f"INSERT INTO {table} ({cols}) "
-                                       f"SELECT {cols} FROM {_ident(schema)}.{table}")
+                    if cols:
+                        await conn.execute(f"INSERT INTO {table} ({cols}) "
+                                           f"SELECT {cols} FROM {_ident(schema)}.{table}")
                 await conn.execute(KEEP_ADMIN_KICKS.format(db="", later="greatest"))
                 # At commit every instance drops its cached apps (as on any app change) and its
                 # cached kick times (as on any kick).

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from msgspec import Struct
 
 from . import messages as m
+from .errors import OPENIM_PARSE_INFO, TimError, meaning
 from .validate import RequestParser
 
 #: The largest 32-bit unsigned integer: the top of ``random`` and of an SDKAppID.
@@ -35,6 +36,34 @@ COMMON_ERRORS: tuple[int, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class BodyCodes:
+    """Codes of a command's own for a body that breaks the rules of docs/protocol.md §4 step 9
+    (``openim`` and ``profile`` commands answer theirs instead of 60003 / 70402 / 60015).
+
+    ``rules``: (kind, field, code), first match wins; a None kind or field matches any (kinds:
+    ``validate.BodyError``; ``json`` for a body that is not JSON, ``item`` for an array element
+    of the wrong type); anything else answers ``default``. ``literal``: the default code's
+    ErrorInfo, word for word (Tencent's own text, which clients may match).
+    """
+
+    default: int
+    rules: tuple[tuple[str | None, str | None, int], ...] = ()
+    literal: str | None = None
+
+    def failure(self, err: TimError) -> TimError:
+        kind = getattr(err, "kind", "json")
+        field = getattr(err, "field", "")
+        if getattr(err, "in_item", False) and kind in ("type", "number"):
+            kind = "item"
+        detail = getattr(err, "detail", err.info)
+        code = next((c for k, f, c in self.rules
+                     if k in (None, kind) and f in (None, field)), self.default)
+        if code == self.default and self.literal:
+            return TimError(code, self.literal)
+        return TimError(code, f"{meaning(code)} ({detail})")
+
+
 RequestT = TypeVar("RequestT", bound=Struct)
 ResponseT = TypeVar("ResponseT", bound=Struct)
 
@@ -46,12 +75,15 @@ class Command(Generic[RequestT, ResponseT]):
     summary: str
     request: type[RequestT]
     response: type[ResponseT]
-    handler: str  # the AccountService method that serves it
+    handler: str  # the method of the service's handler object (server/dispatch.py) serving it
     default_rate: int  # accepted calls per second per app (docs/protocol.md §8.1)
     max_items: int  # the most items one call may carry in its batch array
     sample: dict[str, Any]  # Tencent's documented sample body
     errors: tuple[int, ...] = ()  # codes of the command's own rules, beyond COMMON_ERRORS
     exactly_one_of: tuple[str, ...] = ()
+    body_codes: BodyCodes | None = None  # the command's own codes for a refused body
+    #: fields a failure of the command's body or handler carries after the envelope's three
+    fail_fields: dict[str, Any] = field(default_factory=dict)
     parse: RequestParser = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +96,17 @@ class Command(Generic[RequestT, ResponseT]):
 
 
 LOGIN_SVC = "im_open_login_svc"
+OPENIM = "openim"
+PROFILE = "profile"
+
+#: docs/protocol.md §11.1: a refused body answers 90001 (Tencent's literal text), a To_Account
+#: element that is not a string 90003, more than 500 accounts 90011.
+OPENIM_BODY = BodyCodes(90001, (("too_many", None, 90011), ("item", "To_Account", 90003)),
+                        literal=OPENIM_PARSE_INFO)
+#: docs/protocol.md §11.4: 40002 for a missing To_Account, 40001 for anything else.
+PROFILE_BODY = BodyCodes(40001, (("missing", "To_Account", 40002),))
+PROFILE_FAIL = {"ErrorDisplay": ""}
+_STATUS_SAMPLE = {"To_Account": ["id1", "id2", "id4"], "IsNeedDetail": 1}
 
 # Each declaration is also named (``ACCOUNT_IMPORT := ...``): its type, e.g.
 # ``Command[AccountImportRequest, Envelope]``, gives the SDK's method for it (timserver.client).
@@ -102,6 +145,34 @@ COMMANDS: tuple[Command[Any, Any], ...] = (
         LOGIN_SVC, "kick", "Invalidate an account's login state (earlier UserSigs)",
         request=m.KickRequest, response=m.Envelope, handler="kick",
         default_rate=200, max_items=1, sample={"UserID": "test"}, errors=(70107,),
+    ),
+    QUERY_ONLINE_STATUS := Command(
+        OPENIM, "query_online_status", "Query the login status of up to 500 accounts",
+        request=m.QueryOnlineStatusRequest, response=m.QueryOnlineStatusResponse,
+        handler="query_online_status", default_rate=200, max_items=500, sample=_STATUS_SAMPLE,
+        errors=(70107, 90001, 90003, 90011), body_codes=OPENIM_BODY,
+    ),
+    QUERYSTATE := Command(
+        OPENIM, "querystate", "Query the login status of up to 500 accounts (legacy path)",
+        request=m.QueryOnlineStatusRequest, response=m.QueryStateResponse,
+        handler="querystate", default_rate=100, max_items=500, sample=_STATUS_SAMPLE,
+        errors=(70107, 90001, 90003, 90011), body_codes=OPENIM_BODY,
+    ),
+    PORTRAIT_GET := Command(
+        PROFILE, "portrait_get", "Read the nickname and avatar of up to 100 accounts",
+        request=m.PortraitGetRequest, response=m.PortraitGetResponse,
+        handler="portrait_get", default_rate=200, max_items=100,
+        sample={"To_Account": ["id1"], "TagList": [m.NICK_TAG, m.IMAGE_TAG]},
+        errors=(40001, 40002, 40003, 40009), body_codes=PROFILE_BODY, fail_fields=PROFILE_FAIL,
+    ),
+    PORTRAIT_SET := Command(
+        PROFILE, "portrait_set", "Set an account's nickname or avatar",
+        request=m.PortraitSetRequest, response=m.PortraitSetResponse,
+        handler="portrait_set", default_rate=200, max_items=10,
+        sample={"From_Account": "id1",
+                "ProfileItem": [{"Tag": m.NICK_TAG, "Value": "MyNickName"}]},
+        errors=(40001, 40003, 40009, 40601, 40610), body_codes=PROFILE_BODY,
+        fail_fields=PROFILE_FAIL,
     ),
 )
 

@@ -79,14 +79,45 @@ _CATALOGUE: tuple[ErrorSpec, ...] = (
     ErrorSpec(71000, "DELETE_NOT_ALLOWED",
               "Account deletion failed: only apps on the trial (or developer) edition can "
               "delete accounts."),
+    ErrorSpec(70399, "ACCOUNT_DELETED_RECENTLY",
+              "This UserID was deleted from this pro-edition app less than 90 days ago and "
+              "cannot be imported again yet."),
+    # Online status codes (openim, docs/protocol.md §11.1).
+    ErrorSpec(90001, "OPENIM_JSON_PARSE_FAILED",
+              "The body is not a JSON object with a non-empty To_Account array of UserIDs: "
+              "fix the body."),
+    ErrorSpec(90003, "OPENIM_ACCOUNT_NOT_STRING",
+              "An element of To_Account is not a string: every UserID must be a JSON string."),
+    ErrorSpec(90009, "OPENIM_ADMIN_REQUIRED",
+              "This request requires app admin permission."),
+    ErrorSpec(90011, "OPENIM_TOO_MANY_ACCOUNTS",
+              "To_Account names more than 500 accounts: split the query."),
+    # Profile codes (docs/protocol.md §11.4).
+    ErrorSpec(40001, "PROFILE_BAD_REQUEST",
+              "Err_Profile_Comm_Decode_Fail: the request body or one of its fields is invalid."),
+    ErrorSpec(40002, "PROFILE_ACCOUNT_MISSING",
+              "To_Account is missing or empty: name the accounts whose profile to read."),
+    ErrorSpec(40003, "PROFILE_ACCOUNT_NOT_FOUND",
+              "The account does not exist: import it first."),
+    ErrorSpec(40006, "PROFILE_INTERNAL_ERROR", "Internal error of the profile service: retry.",
+              retryable=True),
+    ErrorSpec(40009, "PROFILE_TAG_UNKNOWN",
+              "A profile tag is not one timserver stores: use Tag_Profile_IM_Nick or "
+              "Tag_Profile_IM_Image."),
     ErrorSpec(40601, "PROFILE_VALUE_TOO_LONG",
               "A profile field (Nick or FaceUrl) is longer than 500 bytes."),
+    ErrorSpec(40610, "PROFILE_VALUE_TYPE",
+              "A profile Value has the wrong type: Tag_Profile_IM_Nick and Tag_Profile_IM_Image "
+              "take strings."),
 )
 
 CATALOGUE: dict[int, ErrorSpec] = {spec.code: spec for spec in _CATALOGUE}
 
 #: Codes a client should retry with backoff (docs/protocol.md §6.3).
 RETRYABLE_CODES: frozenset[int] = frozenset(s.code for s in _CATALOGUE if s.retryable)
+
+#: Tencent's literal ErrorInfo of 90001 (docs/protocol.md §11.1).
+OPENIM_PARSE_INFO = "Fail to Parse json data of body, Please check it"
 
 #: Tencent's literal per-item ResultInfo for a UserID that does not exist (docs/protocol.md §7.3).
 ACCOUNT_NOT_EXIST_INFO = "Err_TLS_PT_Open_Login_Account_Not_Exist"

@@ -118,6 +118,113 @@ class AccountCheckResponse(Struct, kw_only=True):
     ResultItem: list[CheckResultItem]
 
 
+# --- openim/query_online_status and the legacy openim/querystate (docs/protocol.md §11.1) ------
+
+PLATFORMS = ("iPhone", "Android", "Web", "PC", "iPad", "Mac")
+STATUSES = ("Online", "PushOnline", "Offline")
+Flag = Annotated[int, Meta(description="0 or 1.")]
+
+
+class QueryOnlineStatusRequest(Struct, kw_only=True):
+    To_Account: list[UserIDField]
+    IsNeedDetail: Flag | UnsetType = UNSET
+    IsReturnInstid: Flag | UnsetType = UNSET
+    IsReturnCustomStatus: Flag | UnsetType = UNSET
+
+
+class DeviceStatus(Struct, kw_only=True):
+    Platform: Annotated[str, Meta(extra_json_schema={"enum": list(PLATFORMS)})]
+    Status: Annotated[str, Meta(extra_json_schema={"enum": list(STATUSES[:2])})]
+    InstId: int | UnsetType = UNSET  # with IsReturnInstid: 1
+
+
+class OnlineStatusItem(Struct, kw_only=True):
+    To_Account: str
+    Status: Annotated[str, Meta(extra_json_schema={"enum": list(STATUSES)})]
+    Detail: list[DeviceStatus] | UnsetType = UNSET  # with IsNeedDetail: 1
+
+
+class QueryStateItem(Struct, kw_only=True):
+    """``querystate`` spells the account's status ``State``; nothing else differs."""
+
+    To_Account: str
+    State: Annotated[str, Meta(extra_json_schema={"enum": list(STATUSES)})]
+    Detail: list[DeviceStatus] | UnsetType = UNSET
+
+
+class AccountError(Struct, kw_only=True):
+    To_Account: str
+    ErrorCode: int
+
+
+class QueryOnlineStatusResponse(Struct, kw_only=True):
+    ActionStatus: str = "OK"
+    ErrorInfo: str = ""
+    ErrorCode: int = 0
+    QueryResult: list[OnlineStatusItem]
+    ErrorList: list[AccountError]
+
+
+class QueryStateResponse(Struct, kw_only=True):
+    ActionStatus: str = "OK"
+    ErrorInfo: str = ""
+    ErrorCode: int = 0
+    QueryResult: list[QueryStateItem]
+    ErrorList: list[AccountError]
+
+
+# --- profile/portrait_get and portrait_set (docs/protocol.md §11.4) -----------------------------
+
+NICK_TAG = "Tag_Profile_IM_Nick"
+IMAGE_TAG = "Tag_Profile_IM_Image"
+PROFILE_TAGS = (NICK_TAG, IMAGE_TAG)
+PerItemValue = Annotated[str, Meta(description="A string of at most 500 bytes.",
+                                   extra={"tim": "per_item"})]
+
+
+class PortraitGetRequest(Struct, kw_only=True):
+    To_Account: list[UserIDField]
+    TagList: list[Annotated[str, Meta(extra_json_schema={"enum": list(PROFILE_TAGS)})]]
+
+
+class ProfileValue(Struct, kw_only=True):
+    Tag: str
+    Value: str
+
+
+class UserProfile(Struct, kw_only=True):
+    To_Account: str
+    ProfileItem: list[ProfileValue]
+    ResultCode: int
+    ResultInfo: str
+
+
+class PortraitGetResponse(Struct, kw_only=True):
+    UserProfileItem: list[UserProfile]
+    Fail_Account: list[str] | UnsetType = UNSET  # only when some account failed
+    ActionStatus: str = "OK"
+    ErrorCode: int = 0
+    ErrorInfo: str = ""
+    ErrorDisplay: str = ""
+
+
+class ProfileItemIn(Struct, kw_only=True):
+    Tag: str
+    Value: PerItemValue  # any JSON value reaches the service, which answers 40610 for a non-string
+
+
+class PortraitSetRequest(Struct, kw_only=True):
+    From_Account: UserIDField
+    ProfileItem: list[ProfileItemIn]
+
+
+class PortraitSetResponse(Struct, kw_only=True):
+    ActionStatus: str = "OK"
+    ErrorCode: int = 0
+    ErrorInfo: str = ""
+    ErrorDisplay: str = ""
+
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -137,5 +244,9 @@ def user_ids_of(request: Any) -> list[str]:
         if request.Accounts is not UNSET:
             return list(request.Accounts)
         return [item.UserID for item in request.AccountList or ()]
+    if isinstance(request, (QueryOnlineStatusRequest, PortraitGetRequest)):
+        return list(request.To_Account)
+    if isinstance(request, PortraitSetRequest):
+        return [request.From_Account] if isinstance(request.From_Account, str) else []
     user_id = getattr(request, "UserID", None)
     return [user_id] if isinstance(user_id, str) else []

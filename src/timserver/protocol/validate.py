@@ -25,8 +25,25 @@ from .errors import TimError
 Converter = Callable[[Any, str], Any]
 
 
-def _bad(path: str, what: str) -> TimError:
-    return TimError(70402, f"Invalid parameters: {path} {what}.")
+class BodyError(TimError):
+    """A body refused by the rules above, with what kind of rule it broke and where, so that a
+    command with codes of its own for its body (``commands.BodyCodes``) can answer with them.
+
+    ``kind``: ``object`` (not a JSON object), ``missing``, ``type``, ``empty``, ``too_many``,
+    ``one_of``, ``number`` (a UserID sent as a number); ``field``: the top-level field it is
+    about ("" for the body itself); ``in_item``: the fault is inside an element of an array.
+    """
+
+    def __init__(self, code: int, info: str, kind: str, path: str) -> None:
+        super().__init__(code, info)
+        self.kind = kind
+        self.field = "" if path == "the body" else path.split("[", 1)[0].split(".", 1)[0]
+        self.in_item = "[" in path
+        self.detail = info.removeprefix("Invalid parameters: ")
+
+
+def _bad(path: str, what: str, kind: str) -> BodyError:
+    return BodyError(70402, f"Invalid parameters: {path} {what}.", kind, path)
 
 
 def _type_name(value: Any) -> str:
@@ -77,21 +94,21 @@ def _compile(tp: Any, extra: dict[str, Any], max_items: int) -> Converter:
                 if type(value) is str:
                     return value
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    raise TimError(60015, f"Account type error: {path} is a number; a UserID must "
-                                          "be a JSON string.")
-                raise _bad(path, f"must be a string, not {_type_name(value)}")
+                    raise BodyError(60015, f"Account type error: {path} is a number; a UserID "
+                                           "must be a JSON string.", "number", path)
+                raise _bad(path, f"must be a string, not {_type_name(value)}", "type")
             return userid
 
         def string(value: Any, path: str) -> Any:
             if type(value) is str:
                 return value
-            raise _bad(path, f"must be a string, not {_type_name(value)}")
+            raise _bad(path, f"must be a string, not {_type_name(value)}", "type")
         return string
     if tp is int:
         def integer(value: Any, path: str) -> Any:
             if type(value) is int:
                 return value
-            raise _bad(path, f"must be an integer, not {_type_name(value)}")
+            raise _bad(path, f"must be an integer, not {_type_name(value)}", "type")
         return integer
     if typing.get_origin(tp) is list:
         (item_tp,) = typing.get_args(tp)
@@ -99,11 +116,12 @@ def _compile(tp: Any, extra: dict[str, Any], max_items: int) -> Converter:
 
         def array(value: Any, path: str) -> Any:
             if type(value) is not list:
-                raise _bad(path, f"must be an array, not {_type_name(value)}")
+                raise _bad(path, f"must be an array, not {_type_name(value)}", "type")
             if not value:
-                raise _bad(path, "must not be empty")
+                raise _bad(path, "must not be empty", "empty")
             if len(value) > max_items:
-                raise _bad(path, f"has {len(value)} items; at most {max_items} are allowed per call")
+                raise _bad(path, f"has {len(value)} items; at most {max_items} are allowed per call",
+                           "too_many")
             return [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
         return array
     if isinstance(tp, type) and issubclass(tp, Struct):
@@ -121,7 +139,8 @@ def _compile_struct(cls: type[Struct], max_items: int) -> Converter:
 
     def struct(value: Any, path: str) -> Any:
         if type(value) is not dict:
-            raise _bad(path or "the body", f"must be a JSON object, not {_type_name(value)}")
+            raise _bad(path or "the body", f"must be a JSON object, not {_type_name(value)}",
+                       "object" if not path else "type")
         kwargs = {}
         for name, alias, optional, convert in fields:
             key = name
@@ -130,7 +149,7 @@ def _compile_struct(cls: type[Struct], max_items: int) -> Converter:
             if key not in value:
                 if optional:
                     continue
-                raise _bad(f"{path}.{name}" if path else name, "is required")
+                raise _bad(f"{path}.{name}" if path else name, "is required", "missing")
             kwargs[name] = convert(value[key], f"{path}.{key}" if path else key)
         return cls(**kwargs)
     return struct
@@ -171,7 +190,7 @@ class RequestParser:
             if len(present) != 1:
                 names = " or ".join(self._one_of)
                 what = "both are present" if present else "neither is present"
-                raise _bad("the body", f"must have exactly one of {names}; {what}")
+                raise _bad("the body", f"must have exactly one of {names}; {what}", "one_of")
         # The common case, a valid body, in msgspec's C code; anything it refuses, or that breaks
         # a rule it does not know (array sizes), goes through the converter, which says why.
         if self._lists is not None:
@@ -207,10 +226,10 @@ def _top_level_lists(cls: type[Struct]) -> tuple[str, ...] | None:
             elif item is not str:
                 return None
             lists.append(name)
-        elif not (base is str or (isinstance(base, type) and issubclass(base, Struct)
+        elif not (base is str or base is int or (isinstance(base, type) and issubclass(base, Struct)
                                   and _top_level_lists(base) == ())):
             return None
     return tuple(lists)
 
 
-__all__ = ["UNSET", "RequestParser"]
+__all__ = ["UNSET", "BodyError", "RequestParser"]

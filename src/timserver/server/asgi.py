@@ -29,12 +29,13 @@ from ..storage import Storage, make_storage
 from . import observability, transport
 from .access import ConsoleAccess
 from .bodies import read_asgi_body
+from .callbacks import CallbackSender
 from .dispatch import Dispatcher
 from .envelope import ALL_METHODS, ANSWER_HEADERS
 from .hooks import AbortConnection, Plugin, overrides
 from .journal import Journal
 from .openapi import openapi_document
-from .pipeline import Pipeline, url_path
+from .pipeline import Pipeline, client_ip, url_path
 
 #: ``TIMSERVER_BENCH_ENDPOINTS=1`` adds a hidden route answering a fixed small JSON body on the
 #: same stack (not in the OpenAPI document): the ceiling the benchmarks compare with (bench/).
@@ -71,8 +72,13 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
     if settings.redis:
         limiter = RedisLimiter(settings.redis, fallback=limiter,
                                on_fallback=observability.set_limiter_fallback)
+    # Third-party callbacks: part of every server (not a choice of plugins), a plugin only for
+    # its lifespan and its endpoint.
+    callbacks = CallbackSender()
+    plugins = [callbacks, *plugins]
     dispatcher = Dispatcher(storage, Clock(), deadline=settings.deadline,
-                            body_timeout=settings.body_timeout, limiter=limiter, plugins=plugins)
+                            body_timeout=settings.body_timeout, limiter=limiter, plugins=plugins,
+                            events=callbacks)
     # serve --workers N: the journal's copies go in the folder the workers share (that of the
     # rate-limit file), so each worker's reads show every worker's calls
     journal = Journal(settings.journal_size,
@@ -81,7 +87,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
                                   if settings.shared_limiter else None))
     access = ConsoleAccess(settings.console, settings.console_bind, settings.console_token)
     pipeline = Pipeline(dispatcher, journal=journal, access=access, plugins=plugins,
-                        throttle_hints=settings.throttle_hints)
+                        throttle_hints=settings.throttle_hints, callbacks=callbacks)
     openapi_body = openapi_document()
     mode = "emulator" if settings.emulator else "production"
 
@@ -92,7 +98,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
         body, call = await pipeline.v4(
             scope["method"], url_path(scope), service, command, scope["query_string"],
             functools.partial(read_asgi_body, receive, declared), declared,
-            functools.partial(_until_disconnect, receive))
+            functools.partial(_until_disconnect, receive), client_ip(scope))
         await send({"type": "http.response.start", "status": 200,
                     "headers": pipeline.headers_for(body, call)})
         await send({"type": "http.response.body", "body": body})
@@ -160,6 +166,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
     app.state.pipeline = pipeline
     app.state.storage = storage
     app.state.journal = journal
+    app.state.callbacks = callbacks
     app.state.mode = mode
     return Front(app, v4_front, ping_front if os.environ.get(BENCH_ENV) == "1" else None)
 

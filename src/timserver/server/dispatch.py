@@ -18,11 +18,14 @@ from urllib.parse import unquote_to_bytes
 from .. import usersig
 from ..deadline import Started, runs_inline, within
 from ..protocol import messages
-from ..protocol.commands import BY_PATH, MAX_UINT32, Command
+from ..protocol.commands import BY_NAME, BY_PATH, COMMANDS, MAX_UINT32, Command
 from ..protocol.errors import TimError
 from ..service.accounts import AccountService
 from ..service.apps import AppDirectory, rate_for
 from ..service.clock import Clock
+from ..service.events import ORIGIN, EventSink, Origin
+from ..service.presence import PresenceService
+from ..service.profiles import ProfileService
 from ..service.ratelimit import Decision, RateLimiter, SlidingWindowLimiter
 from ..storage import App, Storage
 from .bodies import decode_json
@@ -77,11 +80,20 @@ class Dispatcher:
 
     def __init__(self, storage: Storage, clock: Clock | None = None, *,
                  deadline: float = 3.0, body_timeout: float = 10.0,
-                 limiter: RateLimiter | None = None, plugins: Sequence[Plugin] = ()) -> None:
+                 limiter: RateLimiter | None = None, plugins: Sequence[Plugin] = (),
+                 events: EventSink | None = None) -> None:
         self.storage = storage
         self.clock = clock or Clock()
         self.apps = AppDirectory(storage)
-        self.accounts = AccountService(storage, self.clock)
+        self.presence = PresenceService(storage, self.clock, events)
+        self.accounts = AccountService(storage, self.clock, self.presence)
+        self.profiles = ProfileService(storage, self.clock, events)
+        # Each command's handler, found once: the method its declaration names on the object
+        # serving its service.
+        serving = {"im_open_login_svc": self.accounts, "openim": self.presence,
+                   "profile": self.profiles}
+        self.handlers: dict[str, Callable[[App, Any], Awaitable[Any]]] = {
+            cmd.name: getattr(serving[cmd.service], cmd.handler) for cmd in COMMANDS}
         self.limiter = limiter or SlidingWindowLimiter()
         self.deadline = deadline
         self.eager = runs_inline(storage)
@@ -103,7 +115,11 @@ class Dispatcher:
             err = as_failure(exc, what=info.command or "request", deadline=self.deadline)
             info.code = err.code
             info.rate = getattr(err, "decision", None)  # RateLimited (or an injected 60007)
-            return fail(err.code, err.info)
+            extra = None
+            if info.request_body is not None:  # the body or the handler failed: the command's
+                cmd = BY_NAME.get(info.command or "")
+                extra = cmd.fail_fields if cmd is not None else None
+            return fail(err.code, err.info, extra)
 
     async def _dispatch(self, method: str, service: str | None, command: str | None,
                         query: bytes, read_body: BodyReader, info: Call) -> bytes:
@@ -126,8 +142,14 @@ class Dispatcher:
         info.body_bytes, info.request_body = len(body), body
         request = cmd.parse.from_json(body)  # a valid body, in one pass
         if request is None:  # else the rules one by one, with Tencent's codes
-            request = cmd.parse(self._decode(body))
+            try:
+                request = cmd.parse(self._decode(body))
+            except TimError as err:
+                if cmd.body_codes is None:
+                    raise
+                raise cmd.body_codes.failure(err) from None  # the command's own codes
         info.request = request
+        ORIGIN.set(Origin(info.identifier or "", info.client_ip))  # for the events it causes
         # 10. The handler; plugins around it (the emulator's faults: where Tencent's backend
         # itself would fail, after every check).
         if self.around is not None:
@@ -135,12 +157,11 @@ class Dispatcher:
         return await self._serve(cmd, app, request)
 
     async def authenticated(self, params: dict[str, str], info: Call, *,
-                            require_random: bool = True) -> App:
+                            require_random: bool = True, admin: bool = True) -> App:
         """``authenticate`` under the call's deadline: these steps read the database too."""
         try:
-            return await within(self.deadline, self.authenticate(params, info,
-                                                                 require_random=require_random),
-                                eager=self.eager)
+            return await within(self.deadline, self.authenticate(
+                params, info, require_random=require_random, admin=admin), eager=self.eager)
         except TimError:
             raise
         except Exception as exc:
@@ -148,11 +169,12 @@ class Dispatcher:
                              deadline=self.deadline) from None
 
     async def authenticate(self, params: dict[str, str], info: Call, *,
-                           require_random: bool = True) -> App:
+                           require_random: bool = True, admin: bool = True) -> App:
         """Steps 3 to 7 of docs/protocol.md §4: the app, the caller, the UserSig, admin rights.
 
         Also the gate of the extension endpoints under ``/_timserver/`` (with
-        ``require_random=False``: they need no ``random`` nor ``contenttype``).
+        ``require_random=False``: they need no ``random`` nor ``contenttype``; ``admin=False``:
+        any account's own valid UserSig passes step 7, as Tencent's login would take it).
         """
         # 3. The app.
         app = await self._app(params.get("sdkappid", ""), info)
@@ -186,7 +208,7 @@ class Dispatcher:
         except usersig.SigError as err:
             raise TimError(err.code, err.reason) from None
         # 7. Admins only.
-        if identifier not in app.admins:
+        if admin and identifier not in app.admins:
             raise TimError(70403, f"Request failed: {identifier!r} is not an admin of app "
                                   f"{app.sdkappid}; set identifier to an app admin.")
         return app
@@ -248,7 +270,7 @@ class Dispatcher:
 
     async def run(self, cmd: Command, app: App, request: Any) -> Any:
         """The command's handler under the deadline: its response struct, or 70169 / 70500."""
-        handler = getattr(self.accounts, cmd.handler)
+        handler = self.handlers[cmd.name]
         try:
             return await within(self.deadline, handler(app, request), eager=self.eager)
         except TimError:

@@ -41,8 +41,12 @@ class Failure(msgspec.Struct):
     ErrorCode: int
 
 
-def fail(code: int, info: str) -> bytes:
-    """A failed answer: ``{"ActionStatus":"FAIL","ErrorInfo":...,"ErrorCode":...}``."""
+def fail(code: int, info: str, extra: dict[str, Any] | None = None) -> bytes:
+    """A failed answer: ``{"ActionStatus":"FAIL","ErrorInfo":...,"ErrorCode":...}``, and a
+    command's ``extra`` fields after them (the profile commands' ``ErrorDisplay``)."""
+    if extra:
+        return _encoder.encode({"ActionStatus": "FAIL", "ErrorInfo": info, "ErrorCode": code,
+                                **extra})
     return _encoder.encode(Failure("FAIL", info, code))
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..protocol.commands import Command
     from ..service.apps import AppDirectory
     from ..service.clock import Clock
+    from ..service.presence import PresenceService
     from ..service.ratelimit import RateLimiter
     from ..storage import App, Storage
     from .access import ConsoleAccess
@@ -58,6 +59,7 @@ class Access(enum.Enum):
     """Who may call an endpoint; the pipeline decides before the handler runs."""
 
     ADMIN = "admin"  # an app admin's UserSig in the query (sdkappid, identifier, usersig)
+    SIGNED = "signed"  # any account's own valid UserSig of the app (the handler says who may)
     CONSOLE = "console"  # the console's gate: an allowed local address (else: an unknown path)
     CONSOLE_TOKEN = "console-token"  # noqa: S105 (a name, not a secret); the console's gate and its token (the server's secrets)
 
@@ -69,6 +71,7 @@ class Call:
     command: str | None = None  # /v4: the command's name; an endpoint: its path
     sdkappid: int | None = None
     identifier: str | None = None
+    client_ip: str = ""  # the caller's address (third-party callbacks' ClientIP)
     code: int = 0
     rate: Any = None  # with 60007: the limiter's Decision (throttle hints)
     body_bytes: int = -1  # bytes of the request body read (-1: not read)
@@ -92,6 +95,8 @@ class ServerHandles:
     run: Callable[[Command, App, Any], Awaitable[Any]]  # a command's handler under the deadline
     journal: Journal  # the answered /v4 calls (the console shows them)
     access: ConsoleAccess  # the console's gates
+    presence: PresenceService  # login state: simulated logins, each account's devices
+    callbacks: Any  # server.callbacks.CallbackSender: each app's latest deliveries
 
 
 Serve = Callable[["Command", "App", Any], Awaitable[bytes]]
@@ -103,8 +108,9 @@ class EndpointCall:
 
     request: Request
     params: dict[str, str]
-    app: App | None  # with Access.ADMIN: the caller's app
+    app: App | None  # with Access.ADMIN or SIGNED: the caller's app
     read_json: Callable[[int], Awaitable[dict[str, Any]]]  # the body as a JSON object, bounded
+    identifier: str | None = None  # with Access.ADMIN or SIGNED: who signed
 
     async def json(self, limit: int = 64 * 1024) -> dict[str, Any]:
         return await self.read_json(limit)

@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Route
 from ..protocol.commands import BY_NAME, COMMANDS
 from ..protocol.errors import TimError
 from ..protocol.messages import user_ids_of
+from ..service.events import ORIGIN, Origin
 from . import observability
 from .access import ConsoleAccess
 from .bodies import read_body, read_json_object
@@ -54,7 +55,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 class Pipeline:
     def __init__(self, dispatcher: Dispatcher, *, journal: Journal, access: ConsoleAccess,
-                 plugins: Sequence[Plugin] = (), throttle_hints: bool = False) -> None:
+                 plugins: Sequence[Plugin] = (), throttle_hints: bool = False,
+                 callbacks: Any = None) -> None:
         self.dispatcher = dispatcher
         self.journal = journal
         self.access = access
@@ -64,7 +66,8 @@ class Pipeline:
             storage=dispatcher.storage, clock=dispatcher.clock, limiter=dispatcher.limiter,
             apps=dispatcher.apps, deadline=dispatcher.deadline,
             authenticate=dispatcher.authenticated, check_rate=dispatcher.check_rate,
-            run=dispatcher.run, journal=journal, access=access)
+            run=dispatcher.run, journal=journal, access=access, presence=dispatcher.presence,
+            callbacks=callbacks)
         for plugin in self.plugins:
             plugin.setup(handles)
 
@@ -72,11 +75,11 @@ class Pipeline:
 
     async def v4(self, method: str, path: str, service: str | None, command: str | None,
                  query: bytes, read: BodyReader, declared: str | None,
-                 disconnected: Callable[[], Awaitable[None]] | None = None
-                 ) -> tuple[bytes, Call]:
+                 disconnected: Callable[[], Awaitable[None]] | None = None,
+                 client: str = "") -> tuple[bytes, Call]:
         """One /v4 call, answered and recorded."""
         started = time.perf_counter()
-        call = Call(disconnected=disconnected)
+        call = Call(disconnected=disconnected, client_ip=client)
         body = await self.dispatcher.dispatch(method, service, command, query, read, call)
         elapsed = time.perf_counter() - started
         observability.observe(call.command, call.code, elapsed)
@@ -100,7 +103,8 @@ class Pipeline:
         body, call = await self.v4(
             request.method[:16], url_path(request.scope), params.get("service"),
             params.get("command"), request.scope["query_string"],
-            functools.partial(read_body, request), request.headers.get("content-length"))
+            functools.partial(read_body, request), request.headers.get("content-length"),
+            client=client_ip(request.scope))
         response = Response(body)
         response.raw_headers = self.headers_for(body, call)
         return response
@@ -112,14 +116,14 @@ class Pipeline:
         methods = " or ".join(decl.handlers)
 
         async def serve(request: Request) -> Response:
-            if decl.access is not Access.ADMIN and not self.access.allows(request):
+            if decl.access not in (Access.ADMIN, Access.SIGNED) and not self.access.allows(request):
                 return await self.unknown(request)  # the console is not here for this caller
             if request.method == "OPTIONS" and decl.cors:
                 return Response(b"", headers={
                     **CORS_HEADERS, "Access-Control-Allow-Methods": f"{', '.join(decl.handlers)}"
                     ", OPTIONS", "Access-Control-Max-Age": "86400"})
             started = time.perf_counter()
-            call = Call(command=decl.journal_as or decl.path)
+            call = Call(command=decl.journal_as or decl.path, client_ip=client_ip(request.scope))
             try:
                 handler = decl.handlers.get(request.method)
                 if handler is None:
@@ -133,12 +137,15 @@ class Pipeline:
                 for hook in self.dispatcher.before:
                     await hook(call)
                 app = None
-                if decl.access is Access.ADMIN:
-                    app = await self.dispatcher.authenticated(params, call, require_random=False)
+                if decl.access in (Access.ADMIN, Access.SIGNED):
+                    app = await self.dispatcher.authenticated(
+                        params, call, require_random=False, admin=decl.access is Access.ADMIN)
+                    ORIGIN.set(Origin(call.identifier or "", call.client_ip))
                 elif decl.access is Access.CONSOLE_TOKEN:
                     self.access.require_token(request)
                 result = await handler(EndpointCall(
-                    request, params, app, functools.partial(_json_object, request, call)))
+                    request, params, app, functools.partial(_json_object, request, call),
+                    call.identifier))
                 if isinstance(result, Response):  # a download of its own
                     self.record(request.method[:16], url_path(request.scope), call,
                                 time.perf_counter() - started, len(result.body), -1)
@@ -231,6 +238,12 @@ def throttle_headers(call: Call) -> dict[str, str]:
     if decision is not None and decision.limit > 0:
         headers["X-RateLimit-Limit"] = str(decision.limit)
     return headers
+
+
+def client_ip(scope: Any) -> str:
+    """The peer's address (a proxy's, behind one: timserver trusts no forwarding header)."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
 
 
 def url_path(scope: Any) -> str:

@@ -1,4 +1,4 @@
-"""Account rules: the five ``im_open_login_svc`` commands (docs/protocol.md §7, §9).
+"""Account rules: the five ``im_open_login_svc`` commands (docs/protocol.md §7, §9, §11.5).
 
 Each handler takes the app (already authenticated by the wire layer) and the command's request
 struct, and returns the response struct; failures of the whole call raise ``TimError``.
@@ -7,6 +7,7 @@ Nothing here knows HTTP; storage is reached only through its interface.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..protocol import messages as m
@@ -14,7 +15,12 @@ from ..protocol.errors import ACCOUNT_NOT_EXIST_INFO, TimError
 from ..storage import AccountWrite, App, Storage
 from .apps import max_accounts
 from .clock import Clock
+from .events import REST_PLATFORM
+from .presence import PresenceService
 from .rules import profile_problem, userid_problem, userid_problems
+
+#: A UserID deleted from a pro app cannot be imported again for this long (the app's clock).
+DELETION_BAN_SECONDS = 90 * 86400
 
 
 def _opt(value: Any) -> str | None:
@@ -22,13 +28,21 @@ def _opt(value: Any) -> str | None:
 
 
 class AccountService:
-    def __init__(self, storage: Storage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock,
+                 presence: PresenceService | None = None) -> None:
         self.storage = storage
         self.clock = clock
+        self.presence = presence or PresenceService(storage, clock)
 
     @staticmethod
     def _cap(app: App) -> int | None:
         return max_accounts(app)
+
+    async def _banned(self, app: App, user_ids: list[str]) -> dict[str, float]:
+        """UserIDs deleted from this pro app that may not be imported yet (docs/protocol.md §11.5)."""
+        if app.edition != "pro" or not user_ids:
+            return {}
+        return await self.storage.banned(app.sdkappid, user_ids, self.clock.now(app.sdkappid))
 
     # --- account_import -----------------------------------------------------------------------
     async def account_import(self, app: App, req: m.AccountImportRequest) -> m.Envelope:
@@ -39,6 +53,12 @@ class AccountService:
             problem = profile_problem(name, getattr(req, name))
             if problem:
                 raise TimError(40601, f"{problem}.")
+        until = (await self._banned(app, [req.UserID])).get(req.UserID)
+        if until is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+            raise TimError(70399, f"The UserID {req.UserID!r} was deleted from this pro-edition "
+                                  f"app less than 90 days ago: it can be imported again from "
+                                  f"{when} (app clock).")
         write = AccountWrite(req.UserID, _opt(req.Nick), _opt(req.FaceUrl))
         (applied,) = await self.storage.import_accounts(app.sdkappid, [write], self._cap(app))
         if not applied:
@@ -64,6 +84,12 @@ class AccountService:
                     failed[item.UserID] = None
                 else:
                     writes.append(AccountWrite(item.UserID, _opt(item.Nick), _opt(item.FaceUrl)))
+        banned = await self._banned(app, [w.user_id for w in writes])
+        if banned:
+            for write in writes:
+                if write.user_id in banned:
+                    failed[write.user_id] = None
+            writes = [w for w in writes if w.user_id not in banned]
         if writes:
             applied = await self.storage.import_accounts(app.sdkappid, writes, self._cap(app))
             for write, ok in zip(writes, applied, strict=True):
@@ -74,10 +100,12 @@ class AccountService:
     # --- account_delete -----------------------------------------------------------------------
     async def account_delete(self, app: App,
                              req: m.AccountDeleteRequest) -> m.AccountDeleteResponse:
-        if app.edition == "pro":
-            raise TimError(71000, "Account deletion failed: this app is on the pro edition, and "
-                                  "only trial (or developer) apps can delete accounts; use kick "
-                                  "to deactivate an account instead.")
+        if app.edition == "pro" and not app.allow_delete:
+            raise TimError(71000, "Account deletion failed: deletion is switched off for this "
+                                  "pro-edition app (timserver app allow-delete N on switches it "
+                                  "on); use kick to deactivate an account instead.")
+        banned_until = (self.clock.now(app.sdkappid) + DELETION_BAN_SECONDS
+                        if app.edition == "pro" else None)
         ids = [item.UserID for item in req.DeleteItem]
         results: list[m.DeleteResultItem | None] = []
         to_delete: list[str] = []
@@ -94,7 +122,7 @@ class AccountService:
             else:
                 results.append(None)
                 to_delete.append(uid)
-        deleted = iter(await self.storage.delete_accounts(app.sdkappid, to_delete))
+        deleted = iter(await self.storage.delete_accounts(app.sdkappid, to_delete, banned_until))
         items = [r if r is not None else
                  (m.DeleteResultItem(ResultCode=0, ResultInfo="", UserID=uid) if next(deleted)
                   else m.DeleteResultItem(ResultCode=70107, ResultInfo=ACCOUNT_NOT_EXIST_INFO,
@@ -126,5 +154,6 @@ class AccountService:
         if not await self.storage.kick(app.sdkappid, req.UserID, int(self.clock.latest(app.sdkappid))):
             raise TimError(70107, f"The UserID {req.UserID!r} does not exist in this app: "
                                   "import it before kicking it.")
+        await self.presence.kicked(app, req.UserID, REST_PLATFORM)  # every device logged out
         return m.Envelope()
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from .base import Account, AccountWrite, App, AppExists, FaultRecord, Storage, StorageError
+from .base import (
+    Account,
+    AccountWrite,
+    App,
+    AppExists,
+    Callback,
+    Device,
+    FaultRecord,
+    Storage,
+    StorageError,
+)
 
-__all__ = ["Account", "AccountWrite", "App", "AppExists", "FaultRecord", "Storage", "StorageError",
-           "make_storage"]
+__all__ = ["Account", "AccountWrite", "App", "AppExists", "Callback", "Device", "FaultRecord",
+           "Storage", "StorageError", "make_storage"]
 
 
 def make_storage(url: str) -> Storage:

@@ -8,6 +8,7 @@ Implementations: ``sqlite.py`` (the embedded default); PostgreSQL fills the same
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,6 +23,15 @@ class AppExists(StorageError):
 
 
 @dataclass(frozen=True, slots=True)
+class Callback:
+    """Where an app's third-party callbacks go (docs/protocol.md §11.3)."""
+
+    url: str
+    token: str | None = None
+    commands: tuple[str, ...] = ()  # the callback commands switched on
+
+
+@dataclass(frozen=True, slots=True)
 class App:
     sdkappid: int
     key: str
@@ -29,6 +39,36 @@ class App:
     admins: tuple[str, ...]
     limits: dict[str, int] = field(default_factory=dict)  # command → calls/s set for this app
     created_at: float = 0.0
+    allow_delete: bool = False  # pro: account_delete switched on (app allow-delete)
+    callback: Callback | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One logged-in device of an account (simulated logins, docs/emulator.md)."""
+
+    platform: str  # iPhone, Android, Web, PC, iPad, Mac
+    status: str  # "Online" | "PushOnline" (a device that is Offline has no row)
+    inst_id: int
+    login_at: float  # Unix seconds on the app's clock
+
+
+DeviceChange = Callable[[list[Device]], list[Device]]
+
+
+def callback_json(callback: Callback | None) -> str | None:
+    """How both backends store an app's callback configuration (the ``apps.callback`` column)."""
+    if callback is None:
+        return None
+    return json.dumps({"Url": callback.url, "Token": callback.token,
+                       "Commands": list(callback.commands)})
+
+
+def callback_from_json(text: str | None) -> Callback | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return Callback(data["Url"], data.get("Token"), tuple(data.get("Commands") or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +129,9 @@ class Storage(Protocol):
 
     async def update_app(self, sdkappid: int, *, key: str | None = None,
                          edition: str | None = None, admins: Sequence[str] | None = None,
-                         limit: tuple[str, int] | None = None) -> App | None:
+                         limit: tuple[str, int] | None = None,
+                         allow_delete: bool | None = None, callback: Callback | None = None,
+                         clear_callback: bool = False) -> App | None:
         """Change an app; returns the new record, or None when there is no such app."""
 
     # --- accounts -----------------------------------------------------------------------------
@@ -118,8 +160,14 @@ class Storage(Protocol):
     async def existing(self, sdkappid: int, user_ids: Sequence[str]) -> set[str]:
         """Which of ``user_ids`` are accounts of the app (admins included)."""
 
-    async def delete_accounts(self, sdkappid: int, user_ids: Sequence[str]) -> list[bool]:
-        """Delete non-admin accounts in order, in one transaction; per item, whether it existed."""
+    async def delete_accounts(self, sdkappid: int, user_ids: Sequence[str],
+                              banned_until: float | None = None) -> list[bool]:
+        """Delete non-admin accounts in order, in one transaction, with their devices; per
+        item, whether it existed. With ``banned_until``, each deleted UserID may not be
+        imported again before that time (``banned``)."""
+
+    async def banned(self, sdkappid: int, user_ids: Sequence[str], now: float) -> dict[str, float]:
+        """Which of ``user_ids`` may not be imported before a later time, and that time."""
 
     async def kick(self, sdkappid: int, user_id: str, at: int) -> bool:
         """Record a kick at ``at`` (Unix seconds); False when the account does not exist."""
@@ -131,6 +179,24 @@ class Storage(Protocol):
 
     async def count_accounts(self, sdkappid: int) -> int:
         """Non-admin accounts of the app."""
+
+    async def profiles(self, sdkappid: int,
+                       user_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """(nick, face_url) of those of ``user_ids`` that are accounts of the app."""
+
+    async def set_profile(self, sdkappid: int, user_id: str, nick: str | None,
+                          face_url: str | None) -> bool:
+        """Set an existing account's profile fields (None keeps one); False: no such account."""
+
+    # --- login state (docs/protocol.md §11.2) --------------------------------------------------
+    async def devices(self, sdkappid: int, user_ids: Sequence[str]) -> dict[str, list[Device]]:
+        """The devices of those of ``user_ids`` that have any, in platform order."""
+
+    async def change_devices(self, sdkappid: int, user_id: str,
+                             change: DeviceChange) -> tuple[list[Device], list[Device]] | None:
+        """Replace an account's devices by ``change(devices)`` in one transaction (``change``
+        is plain Python, run once inside it); returns (before, after), or None, changing
+        nothing, when the account does not exist."""
 
     async def list_accounts(self, sdkappid: int, *, prefix: str = "", after: str = "",
                             limit: int = 100) -> list[Account]:
@@ -179,7 +245,8 @@ class Storage(Protocol):
         """Set one app's own clock offset (0 removes it); bumps ``emulator_version``."""
 
     async def reset_accounts(self, sdkappid: int) -> int:
-        """Delete every non-admin account and every kick of the app; returns accounts deleted."""
+        """Delete every non-admin account of the app with its kick and devices, and the app's
+        deletion bans; returns accounts deleted."""
 
     # --- portable state (``timserver export`` / ``import``, timserver.portable) ---------------
     async def list_kicks(self, sdkappid: int, *, after: str = "",

@@ -41,9 +41,14 @@ from .base import (
     AccountWrite,
     App,
     AppExists,
+    Callback,
+    Device,
+    DeviceChange,
     FaultRecord,
     Merged,
     StorageError,
+    callback_from_json,
+    callback_json,
     pipelined_load,
 )
 
@@ -54,7 +59,9 @@ _CHANNEL = "timserver_apps"
 _KICKS_CHANNEL = "timserver_kicks"
 _KICKS_CACHED = 10_000  # (app, identifier) → latest kick, kept while LISTEN hears every change
 _MIGRATION_LOCK = 0x74696D73  # advisory lock key: one instance migrates at a time
-_APP_COLUMNS = "sdkappid, secret_key, edition, admins, limits, created_at"
+_APP_COLUMNS = "sdkappid, secret_key, edition, admins, limits, created_at, allow_delete, callback"
+_APP_INSERT = "sdkappid, secret_key, edition, admins, limits, created_at"
+_DEVICE_COLUMNS = "platform, status, inst_id, login_at"
 # Every failure asyncpg may raise: InternalClientError is neither of the first two ("cannot
 # switch to state 12; another operation (2) is in progress", on a connection the server killed).
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
@@ -114,7 +121,8 @@ def _discard(conn: Any) -> None:
 def _app_from_row(row: Any) -> App:
     return App(sdkappid=row["sdkappid"], key=row["secret_key"], edition=row["edition"],
                admins=tuple(json.loads(row["admins"])), limits=json.loads(row["limits"]),
-               created_at=row["created_at"])
+               created_at=row["created_at"], allow_delete=row["allow_delete"],
+               callback=callback_from_json(row["callback"]))
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -361,7 +369,7 @@ class PostgresStorage:
     async def create_app(self, app: App) -> None:
         async def work(conn: asyncpg.Connection) -> None:
             await conn.execute(
-                f"INSERT INTO apps ({_APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)",
+                f"INSERT INTO apps ({_APP_INSERT}) VALUES ($1, $2, $3, $4, $5, $6)",
                 app.sdkappid, app.key, app.edition, json.dumps(app.admins),
                 json.dumps(app.limits), app.created_at or time.time())
             await _set_admins(conn, app.sdkappid, app.admins)
@@ -383,7 +391,9 @@ class PostgresStorage:
 
     async def update_app(self, sdkappid: int, *, key: str | None = None,
                          edition: str | None = None, admins: Sequence[str] | None = None,
-                         limit: tuple[str, int] | None = None) -> App | None:
+                         limit: tuple[str, int] | None = None,
+                         allow_delete: bool | None = None, callback: Callback | None = None,
+                         clear_callback: bool = False) -> App | None:
         async def work(conn: asyncpg.Connection) -> App | None:
             row = await conn.fetchrow(
                 f"SELECT {_APP_COLUMNS} FROM apps WHERE sdkappid = $1 FOR UPDATE", sdkappid)
@@ -400,6 +410,12 @@ class PostgresStorage:
                 json.dumps(new_admins), json.dumps(limits), sdkappid)
             if admins is not None:
                 await _set_admins(conn, sdkappid, admins)
+            if allow_delete is not None:
+                await conn.execute("UPDATE apps SET allow_delete = $1 WHERE sdkappid = $2",
+                                   allow_delete, sdkappid)
+            if callback is not None or clear_callback:
+                await conn.execute("UPDATE apps SET callback = $1 WHERE sdkappid = $2",
+                                   callback_json(callback), sdkappid)
             await self._bump_apps_version(conn)
             return _app_from_row(await conn.fetchrow(
                 f"SELECT {_APP_COLUMNS} FROM apps WHERE sdkappid = $1", sdkappid))
@@ -487,7 +503,8 @@ class PostgresStorage:
             sdkappid, list(user_ids)))
         return {r["user_id"] for r in rows}
 
-    async def delete_accounts(self, sdkappid: int, user_ids: Sequence[str]) -> list[bool]:
+    async def delete_accounts(self, sdkappid: int, user_ids: Sequence[str],
+                              banned_until: float | None = None) -> list[bool]:
         if not user_ids:
             return []
 
@@ -502,6 +519,15 @@ class PostgresStorage:
             if present:
                 await conn.execute("UPDATE apps SET account_count = account_count - $1 "
                                    "WHERE sdkappid = $2", len(present), sdkappid)
+                gone = sorted(present)
+                await conn.execute("DELETE FROM devices WHERE sdkappid = $1 AND "
+                                   "user_id = ANY($2::text[])", sdkappid, gone)
+                if banned_until is not None:
+                    await conn.execute(
+                        "INSERT INTO deletion_bans (sdkappid, user_id, until) "
+                        "SELECT $1, u, $3 FROM unnest($2::text[]) AS u "
+                        "ON CONFLICT (sdkappid, user_id) DO UPDATE SET until = excluded.until",
+                        sdkappid, gone, banned_until)
             deleted = []
             for uid in user_ids:
                 deleted.append(uid in present)
@@ -573,6 +599,67 @@ class PostgresStorage:
         value = await self._run(lambda c: c.fetchval(
             "SELECT account_count FROM apps WHERE sdkappid = $1", sdkappid))
         return value or 0
+
+    async def banned(self, sdkappid: int, user_ids: Sequence[str], now: float) -> dict[str, float]:
+        if not user_ids:
+            return {}
+        rows = await self._run(lambda c: c.fetch(
+            "SELECT user_id, until FROM deletion_bans WHERE sdkappid = $1 AND until > $2 "
+            "AND user_id = ANY($3::text[])", sdkappid, now, list(user_ids)))
+        return {r["user_id"]: r["until"] for r in rows}
+
+    async def profiles(self, sdkappid: int,
+                       user_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        if not user_ids:
+            return {}
+        rows = await self._run(lambda c: c.fetch(
+            "SELECT user_id, nick, face_url FROM accounts WHERE sdkappid = $1 "
+            "AND user_id = ANY($2::text[])", sdkappid, list(user_ids)))
+        return {r["user_id"]: (r["nick"], r["face_url"]) for r in rows}
+
+    async def set_profile(self, sdkappid: int, user_id: str, nick: str | None,
+                          face_url: str | None) -> bool:
+        async def work(conn: asyncpg.Connection) -> bool:
+            status = await conn.execute(
+                "UPDATE accounts SET nick = coalesce($1, nick), "
+                "face_url = coalesce($2, face_url) WHERE sdkappid = $3 AND user_id = $4",
+                nick, face_url, sdkappid, user_id)
+            return status != "UPDATE 0"
+        return await self._run(work, write=True)
+
+    # --- login state --------------------------------------------------------------------------
+    async def devices(self, sdkappid: int, user_ids: Sequence[str]) -> dict[str, list[Device]]:
+        if not user_ids:
+            return {}
+        rows = await self._run(lambda c: c.fetch(
+            f"SELECT user_id, {_DEVICE_COLUMNS} FROM devices WHERE sdkappid = $1 "
+            "AND user_id = ANY($2::text[]) ORDER BY user_id, platform", sdkappid, list(user_ids)))
+        found: dict[str, list[Device]] = {}
+        for r in rows:
+            found.setdefault(r["user_id"], []).append(
+                Device(r["platform"], r["status"], r["inst_id"], r["login_at"]))
+        return found
+
+    async def change_devices(self, sdkappid: int, user_id: str,
+                             change: DeviceChange) -> tuple[list[Device], list[Device]] | None:
+        async def work(conn: asyncpg.Connection) -> tuple[list[Device], list[Device]] | None:
+            # The account's row, locked: changes of one account's devices take turns.
+            if not await conn.fetchval("SELECT 1 FROM accounts WHERE sdkappid = $1 AND "
+                                       "user_id = $2 FOR UPDATE", sdkappid, user_id):
+                return None
+            before = [Device(r["platform"], r["status"], r["inst_id"], r["login_at"])
+                      for r in await conn.fetch(
+                          f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE sdkappid = $1 AND "
+                          "user_id = $2 ORDER BY platform", sdkappid, user_id)]
+            after = change(list(before))
+            await conn.execute("DELETE FROM devices WHERE sdkappid = $1 AND user_id = $2",
+                               sdkappid, user_id)
+            await conn.executemany(
+                f"INSERT INTO devices (sdkappid, user_id, {_DEVICE_COLUMNS}) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                [(sdkappid, user_id, d.platform, d.status, d.inst_id, d.login_at) for d in after])
+            return before, after
+        return await self._run(work, write=True)
 
     async def list_accounts(self, sdkappid: int, *, prefix: str = "", after: str = "",
                             limit: int = 100) -> list[Account]:
@@ -679,6 +766,10 @@ class PostgresStorage:
             await conn.execute("DELETE FROM kicks WHERE sdkappid = $1 AND user_id NOT IN (SELECT "
                                "user_id FROM accounts WHERE sdkappid = $1 AND is_admin)", sdkappid)
             await conn.execute(f"NOTIFY {_KICKS_CHANNEL}")  # delivered at commit
+            await conn.execute("DELETE FROM devices WHERE sdkappid = $1 AND user_id NOT IN ("
+                               "SELECT user_id FROM accounts WHERE sdkappid = $1 AND is_admin)",
+                               sdkappid)
+            await conn.execute("DELETE FROM deletion_bans WHERE sdkappid = $1", sdkappid)
             await conn.execute("UPDATE apps SET account_count = 0 WHERE sdkappid = $1", sdkappid)
             return len(gone)
         try:

@@ -37,9 +37,14 @@ from .base import (
     AccountWrite,
     App,
     AppExists,
+    Callback,
+    Device,
+    DeviceChange,
     FaultRecord,
     Merged,
     StorageError,
+    callback_from_json,
+    callback_json,
     pipelined_load,
 )
 
@@ -257,12 +262,14 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
 
 
 def _app_from_row(row: tuple[Any, ...]) -> App:
-    sdkappid, key, edition, admins, limits, created_at = row
+    sdkappid, key, edition, admins, limits, created_at, allow_delete, callback = row
     return App(sdkappid=sdkappid, key=key, edition=edition, admins=tuple(json.loads(admins)),
-               limits=json.loads(limits), created_at=created_at)
+               limits=json.loads(limits), created_at=created_at,
+               allow_delete=bool(allow_delete), callback=callback_from_json(callback))
 
 
-_APP_COLUMNS = "sdkappid, secret_key, edition, admins, limits, created_at"
+_APP_COLUMNS = "sdkappid, secret_key, edition, admins, limits, created_at, allow_delete, callback"
+_APP_INSERT = "sdkappid, secret_key, edition, admins, limits, created_at"
 
 
 def _bump_apps_version(conn: sqlite3.Connection) -> None:
@@ -429,7 +436,7 @@ class SQLiteStorage:
         def write(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO apps ({_APP_INSERT}) VALUES (?, ?, ?, ?, ?, ?)",
                     (app.sdkappid, app.key, app.edition, json.dumps(app.admins),
                      json.dumps(app.limits), app.created_at or time.time()))
             except sqlite3.IntegrityError:
@@ -448,7 +455,9 @@ class SQLiteStorage:
 
     async def update_app(self, sdkappid: int, *, key: str | None = None,
                          edition: str | None = None, admins: Sequence[str] | None = None,
-                         limit: tuple[str, int] | None = None) -> App | None:
+                         limit: tuple[str, int] | None = None,
+                         allow_delete: bool | None = None, callback: Callback | None = None,
+                         clear_callback: bool = False) -> App | None:
         def write(conn: sqlite3.Connection) -> App | None:
             rows = conn.execute(f"SELECT {_APP_COLUMNS} FROM apps WHERE sdkappid = ?",
                                 (sdkappid,)).fetchall()
@@ -466,6 +475,12 @@ class SQLiteStorage:
                  json.dumps(limits), sdkappid))
             if admins is not None:
                 _set_admins(conn, sdkappid, admins)
+            if allow_delete is not None:
+                conn.execute("UPDATE apps SET allow_delete = ? WHERE sdkappid = ?",
+                             (int(allow_delete), sdkappid))
+            if callback is not None or clear_callback:
+                conn.execute("UPDATE apps SET callback = ? WHERE sdkappid = ?",
+                             (callback_json(callback), sdkappid))
             _bump_apps_version(conn)
             return _app_from_row(conn.execute(
                 f"SELECT {_APP_COLUMNS} FROM apps WHERE sdkappid = ?", (sdkappid,)).fetchone())
@@ -555,7 +570,8 @@ class SQLiteStorage:
             f"({_placeholders(len(user_ids))})", (sdkappid, *user_ids))
         return {uid for (uid,) in rows}
 
-    async def delete_accounts(self, sdkappid: int, user_ids: Sequence[str]) -> list[bool]:
+    async def delete_accounts(self, sdkappid: int, user_ids: Sequence[str],
+                              banned_until: float | None = None) -> list[bool]:
         def write(conn: sqlite3.Connection) -> list[bool]:
             ids = list(dict.fromkeys(user_ids))
             present = {uid for (uid,) in conn.execute(
@@ -568,6 +584,13 @@ class SQLiteStorage:
             gone = [uid for uid, d in zip(user_ids, deleted, strict=True) if d]
             conn.executemany("DELETE FROM accounts WHERE sdkappid = ? AND user_id = ?",
                              [(sdkappid, uid) for uid in gone])
+            conn.executemany("DELETE FROM devices WHERE sdkappid = ? AND user_id = ?",
+                             [(sdkappid, uid) for uid in gone])
+            if banned_until is not None:
+                conn.executemany(
+                    "INSERT INTO deletion_bans (sdkappid, user_id, until) VALUES (?, ?, ?) "
+                    "ON CONFLICT (sdkappid, user_id) DO UPDATE SET until = excluded.until",
+                    [(sdkappid, uid, banned_until) for uid in gone])
             conn.execute("UPDATE apps SET account_count = account_count - ? WHERE sdkappid = ?",
                          (len(gone), sdkappid))
             return deleted
@@ -604,6 +627,63 @@ class SQLiteStorage:
     async def count_accounts(self, sdkappid: int) -> int:
         rows = self._read("SELECT account_count FROM apps WHERE sdkappid = ?", (sdkappid,))
         return rows[0][0] if rows else 0
+
+    async def banned(self, sdkappid: int, user_ids: Sequence[str], now: float) -> dict[str, float]:
+        if not user_ids:
+            return {}
+        rows = self._read(
+            f"SELECT user_id, until FROM deletion_bans WHERE sdkappid = ? AND until > ? AND "
+            f"user_id IN ({_placeholders(len(user_ids))})", (sdkappid, now, *user_ids))
+        return dict(rows)
+
+    async def profiles(self, sdkappid: int,
+                       user_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        if not user_ids:
+            return {}
+        rows = self._read(
+            f"SELECT user_id, nick, face_url FROM accounts WHERE sdkappid = ? AND user_id IN "
+            f"({_placeholders(len(user_ids))})", (sdkappid, *user_ids))
+        return {uid: (nick, face) for uid, nick, face in rows}
+
+    async def set_profile(self, sdkappid: int, user_id: str, nick: str | None,
+                          face_url: str | None) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "UPDATE accounts SET nick = coalesce(?, nick), face_url = coalesce(?, face_url) "
+                "WHERE sdkappid = ? AND user_id = ?",
+                (nick, face_url, sdkappid, user_id)).rowcount > 0
+        return await self._write(write)
+
+    # --- login state --------------------------------------------------------------------------
+    async def devices(self, sdkappid: int, user_ids: Sequence[str]) -> dict[str, list[Device]]:
+        found: dict[str, list[Device]] = {}
+        for start in range(0, len(user_ids), 500):  # SQLite's limit on bound parameters
+            part = user_ids[start:start + 500]
+            for uid, *device in self._read(
+                    f"SELECT user_id, {_DEVICE_COLUMNS} FROM devices WHERE sdkappid = ? AND "
+                    f"user_id IN ({_placeholders(len(part))}) ORDER BY user_id, platform",
+                    (sdkappid, *part)):
+                found.setdefault(uid, []).append(Device(*device))
+        return found
+
+    async def change_devices(self, sdkappid: int, user_id: str,
+                             change: DeviceChange) -> tuple[list[Device], list[Device]] | None:
+        def write(conn: sqlite3.Connection) -> tuple[list[Device], list[Device]] | None:
+            if not conn.execute("SELECT 1 FROM accounts WHERE sdkappid = ? AND user_id = ?",
+                                (sdkappid, user_id)).fetchone():
+                return None
+            before = [Device(*row) for row in conn.execute(
+                f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE sdkappid = ? AND user_id = ? "
+                "ORDER BY platform", (sdkappid, user_id))]
+            after = change(list(before))
+            conn.execute("DELETE FROM devices WHERE sdkappid = ? AND user_id = ?",
+                         (sdkappid, user_id))
+            conn.executemany(
+                f"INSERT INTO devices (sdkappid, user_id, {_DEVICE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(sdkappid, user_id, d.platform, d.status, d.inst_id, d.login_at) for d in after])
+            return before, after
+        return await self._write(write)
 
     async def list_accounts(self, sdkappid: int, *, prefix: str = "", after: str = "",
                             limit: int = 100) -> list[Account]:
@@ -709,6 +789,10 @@ class SQLiteStorage:
             # admins stay, and so do their kicks: a revoked admin UserSig stays revoked
             conn.execute("DELETE FROM kicks WHERE sdkappid = ? AND user_id NOT IN (SELECT user_id "
                          "FROM accounts WHERE sdkappid = ? AND is_admin = 1)", (sdkappid, sdkappid))
+            conn.execute("DELETE FROM devices WHERE sdkappid = ? AND user_id NOT IN (SELECT "
+                         "user_id FROM accounts WHERE sdkappid = ? AND is_admin = 1)",
+                         (sdkappid, sdkappid))
+            conn.execute("DELETE FROM deletion_bans WHERE sdkappid = ?", (sdkappid,))
             conn.execute("UPDATE apps SET account_count = 0 WHERE sdkappid = ?", (sdkappid,))
             return deleted
         return await self._write(write)
@@ -759,6 +843,7 @@ class SQLiteStorage:
 
 
 _FAULT_COLUMNS = "id, sdkappid, spec, remaining, matched, created_at"
+_DEVICE_COLUMNS = "platform, status, inst_id, login_at"
 
 
 def _probe_write(conn: sqlite3.Connection) -> None:
