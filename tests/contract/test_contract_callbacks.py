@@ -8,6 +8,7 @@ each app of this module sends to its own path of it:
 * `cb_plain` -> /plain   no token, State.StateChange only;
 * `cb_hang`  -> /hang    the receiver waits 10 s before answering;
 * `cb_fail`  -> /fail    the receiver answers HTTP 500;
+* `cb_slow`  -> /hang/slow  the receiver waits 10 s, State.StateChange only;
 * `cb_clear` -> /clear   for clear-callback.
 """
 
@@ -61,6 +62,7 @@ def cb(server, api, receiver):
             App("cb_hang", 1400001323, "developer", [ADMIN]),
             App("cb_fail", 1400001324, "developer", [ADMIN]),
             App("cb_clear", 1400001325, "developer", [ADMIN]),
+            App("cb_slow", 1400001326, "developer", [ADMIN]),
         ],
     )
     set_callback(server, apps["cb_main"], receiver.url("main"), token=TOKEN, commands=BOTH)
@@ -68,7 +70,9 @@ def cb(server, api, receiver):
     set_callback(server, apps["cb_hang"], receiver.url("hang"), token=TOKEN, commands=BOTH)
     set_callback(server, apps["cb_fail"], receiver.url("fail"), token=TOKEN, commands=BOTH)
     set_callback(server, apps["cb_clear"], receiver.url("clear"), token=TOKEN, commands=BOTH)
-    for name in ("cb_main", "cb_plain", "cb_hang", "cb_fail", "cb_clear"):
+    set_callback(server, apps["cb_slow"], receiver.url("hang/slow"), commands=(STATE,))
+    # (the hanging ones are not primed: their first callback is checked by their tests)
+    for name in ("cb_main", "cb_plain", "cb_fail", "cb_clear"):
         prime(api, receiver, apps[name], name[3:])
     return apps
 
@@ -361,7 +365,51 @@ def test_command_not_switched_on_is_not_sent(api, cb, receiver):
     assert [d.command for d in ds] == [STATE]
 
 
-# ------------------------------------------------------------------ delivery never delays answers
+# ------------------------------------------------------------------ clear-callback
+
+
+def test_clear_callback_stops_deliveries(api, server, cb, receiver):
+    """docs/protocol.md §11.3: `timserver app clear-callback N` stops the deliveries."""
+    app = cb["cb_clear"]
+    u = fresh(api, app)
+    ok(login(api, app, u, "Web"))
+    events(receiver, "clear", u, 1)
+    clear_callback(server, app)
+    deadline = time.monotonic() + 10
+    stopped = False
+    while time.monotonic() < deadline and not stopped:
+        w = fresh(api, app)
+        ok(login(api, app, w, "Web"))
+        stopped = not receiver.wait(1, timeout=1.0, path="clear", user=w)
+    assert stopped, "callbacks still delivered 10 s after clear-callback"
+    w = fresh(api, app)
+    ok(login(api, app, w, "PC"))
+    ok(portrait_set(api, app, w, [(NICK, "quiet")]))
+    assert receiver.quiet(1.0, path="clear", user=w) == []
+
+
+# ------------------------------------------------------------------ failed deliveries
+
+
+def test_failed_delivery_is_not_retried(api, cb, receiver):
+    """docs/protocol.md §11.3: a non-200 answer, or none within 2 s, is a failed delivery, not
+    retried by default."""
+    fail, slow = cb["cb_fail"], cb["cb_slow"]
+    u, v = fresh(api, fail), fresh(api, slow)
+    t0 = time.monotonic()
+    ok(login(api, fail, u, "Web"))
+    ok(login(api, slow, v, "Android"))
+    assert time.monotonic() - t0 < 2 * FAST
+    events(receiver, "fail", u, 1)
+    events(receiver, "hang/slow", v, 1)
+    time.sleep(3.5)  # beyond the 2 s deadline of the hanging one, and a first retry's backoff
+    assert len(receiver.select(path="fail", user=u)) == 1
+    assert len(receiver.select(path="hang/slow", user=v)) == 1
+
+
+# ------------------------------------------------------------------ a hanging receiver
+# (last in the module: with a single delivery queue, the hung deliveries it leaves behind
+# would delay the callbacks that later tests wait for)
 
 
 def test_hanging_receiver_never_delays_answers(api, cb, receiver):
@@ -386,42 +434,3 @@ def test_hanging_receiver_never_delays_answers(api, cb, receiver):
         assert elapsed < FAST, f"{name} took {elapsed:.2f}s with a hanging receiver"
     # the callbacks were sent (the receiver saw at least the first one)
     events(receiver, "hang", u, 1)
-
-
-def test_failed_delivery_is_not_retried(api, cb, receiver):
-    """docs/protocol.md §11.3: a non-200 answer, or none within 2 s, is a failed delivery, not
-    retried by default."""
-    fail, hang = cb["cb_fail"], cb["cb_hang"]
-    u, v = fresh(api, fail), fresh(api, hang)
-    t0 = time.monotonic()
-    ok(login(api, fail, u, "Web"))
-    ok(login(api, hang, v, "Android"))
-    assert time.monotonic() - t0 < 2 * FAST
-    events(receiver, "fail", u, 1)
-    events(receiver, "hang", v, 1, timeout=5)
-    time.sleep(3.5)  # beyond the 2 s deadline of the hanging one, and a first retry's backoff
-    assert len(receiver.select(path="fail", user=u)) == 1
-    assert len(receiver.select(path="hang", user=v)) == 1
-
-
-# ------------------------------------------------------------------ clear-callback
-
-
-def test_clear_callback_stops_deliveries(api, server, cb, receiver):
-    """docs/protocol.md §11.3: `timserver app clear-callback N` stops the deliveries."""
-    app = cb["cb_clear"]
-    u = fresh(api, app)
-    ok(login(api, app, u, "Web"))
-    events(receiver, "clear", u, 1)
-    clear_callback(server, app)
-    deadline = time.monotonic() + 10
-    stopped = False
-    while time.monotonic() < deadline and not stopped:
-        w = fresh(api, app)
-        ok(login(api, app, w, "Web"))
-        stopped = not receiver.wait(1, timeout=1.0, path="clear", user=w)
-    assert stopped, "callbacks still delivered 10 s after clear-callback"
-    w = fresh(api, app)
-    ok(login(api, app, w, "PC"))
-    ok(portrait_set(api, app, w, [(NICK, "quiet")]))
-    assert receiver.quiet(1.0, path="clear", user=w) == []
