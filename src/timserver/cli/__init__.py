@@ -19,6 +19,11 @@ COMMANDS = {
     "seed": "timserver.cli.state:seed",
     "snapshot": "timserver.cli.state:snapshot",
     "clock": "timserver.cli.state:clock",
+    "login": "timserver.cli.logins:login",
+    "logout": "timserver.cli.logins:logout",
+    "disconnect": "timserver.cli.logins:disconnect",
+    # A receiver of third-party callbacks, to run beside one's own code.
+    "callbacks": "timserver.cli.callbacks:callbacks",
     # The whole installation as one file (timserver.portable).
     "export": "timserver.cli.portable:export",
     "import": "timserver.cli.portable:import_",

@@ -1,4 +1,5 @@
-"""``timserver app``: create, list, show apps; rotate keys; set rate limits."""
+"""``timserver app``: create, list, show apps; rotate keys; set rate limits, callbacks and
+whether a pro app may delete accounts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import click
 
 from ..protocol.commands import BY_NAME
 from ..service import apps as app_rules
+from ..service.events import CALLBACK_COMMANDS
 from ..storage import App, AppExists, Storage
 from ._common import curl_example, db_option, with_storage
 
@@ -19,6 +21,10 @@ def _as_dict(app: App, accounts: int | None = None) -> dict[str, object]:
         "sdkappid": app.sdkappid, "key": app.key, "edition": app.edition,
         "admins": list(app.admins),
         "limits": {name: app_rules.rate_for(app, name) for name in BY_NAME},
+        "allow_delete": app.allow_delete,
+        "callback": None if app.callback is None else {
+            "url": app.callback.url, "token": bool(app.callback.token),
+            "commands": list(app.callback.commands)},
     }
     if accounts is not None:
         data["accounts"] = accounts
@@ -35,6 +41,12 @@ def _print_app(app: App, accounts: int | None = None) -> None:
     limits = ", ".join(f"{name} {app_rules.rate_for(app, name) or 'unlimited'}"
                        for name in BY_NAME)
     click.echo(f"Limits:   {limits} (calls/s)")
+    if app.edition == "pro":
+        click.echo(f"Delete:   {'allowed (app allow-delete)' if app.allow_delete else 'off'}")
+    if app.callback is not None:
+        token = "with a token" if app.callback.token else "no token"
+        click.echo(f"Callback: {app.callback.url} ({token}; "
+                   f"{', '.join(app.callback.commands)})")
 
 
 async def all_accounts(storage: Storage, app: App) -> int:
@@ -214,3 +226,47 @@ def set_admins(sdkappid: int, admins: tuple[str, ...], db: str) -> None:
         raise _config_error(exc) from None
     updated = _update(db, sdkappid, admins=admins)
     click.echo(f"{updated.sdkappid}: admins {', '.join(updated.admins)}")
+
+
+@app.command("set-callback")
+@click.argument("sdkappid", type=int)
+@click.argument("url")
+@click.option("--token", help="The callback token: each callback then carries Sign and "
+                              "RequestTime (prefer TIMSERVER_CALLBACK_TOKEN: flags show in ps).",
+              envvar="TIMSERVER_CALLBACK_TOKEN")
+@click.option("--command", "commands", multiple=True,
+              type=click.Choice(list(CALLBACK_COMMANDS)),
+              help="A callback command to switch on (repeatable; default: all of them).")
+@db_option
+def set_callback(sdkappid: int, url: str, token: str | None, commands: tuple[str, ...],
+                 db: str) -> None:
+    """Send the app's third-party callbacks to URL (docs/protocol.md §11.3)."""
+    try:
+        callback = app_rules.make_callback(url, token, commands)
+    except app_rules.AppConfigError as exc:
+        raise _config_error(exc) from None
+    updated = _update(db, sdkappid, callback=callback)
+    assert updated.callback is not None
+    click.echo(f"{updated.sdkappid}: callbacks to {updated.callback.url} "
+               f"({', '.join(updated.callback.commands)})")
+
+
+@app.command("clear-callback")
+@click.argument("sdkappid", type=int)
+@db_option
+def clear_callback(sdkappid: int, db: str) -> None:
+    """Send the app no more callbacks."""
+    updated = _update(db, sdkappid, clear_callback=True)
+    click.echo(f"{updated.sdkappid}: no callbacks")
+
+
+@app.command("allow-delete")
+@click.argument("sdkappid", type=int)
+@click.argument("state", type=click.Choice(["on", "off"]))
+@db_option
+def allow_delete(sdkappid: int, state: str, db: str) -> None:
+    """Switch account_delete on or off for a pro app (a UserID deleted from a pro app cannot be
+    imported again for 90 days); developer and trial apps always delete."""
+    updated = _update(db, sdkappid, allow_delete=state == "on")
+    note = "" if updated.edition == "pro" else f" (a {updated.edition} app deletes anyway)"
+    click.echo(f"{updated.sdkappid}: account_delete {state}{note}")

@@ -22,6 +22,7 @@ from ..server.hooks import Call, Endpoint, Plugin, Serve, ServerHandles
 from ..storage import App, StorageError
 from . import faults
 from .control import control_endpoints
+from .logins import login_endpoints
 from .state import Emulator
 
 log = logging.getLogger("timserver.emulator")
@@ -59,7 +60,8 @@ class EmulatorPlugin(Plugin):
                                   self._count_match)
 
     def endpoints(self) -> Sequence[Endpoint]:
-        return control_endpoints(self)
+        assert self.handles is not None, "setup() first"
+        return [*control_endpoints(self), *login_endpoints(self.handles.presence)]
 
     # --- matches of rules that fire on every call: counted here, written in batches ---------------
 

@@ -1,4 +1,5 @@
-"""Apps: SDKAppID, secret key, admins, edition and rate limits (docs/protocol.md §9)."""
+"""Apps: SDKAppID, secret key, admins, edition, rate limits (docs/protocol.md §9) and
+callbacks (§11.3)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..protocol.commands import BY_NAME, DEFAULT_RATES, MAX_UINT32
-from ..storage import App, AppExists, Storage
+from ..storage import App, AppExists, Callback, Storage
+from .events import CALLBACK_COMMANDS
 from .rules import userid_problem
 
 EDITIONS = ("developer", "trial", "pro")
@@ -59,6 +62,30 @@ def check_settings(*, sdkappid: int | None = None, key: str | None = None,
                 raise AppConfigError(f"admin {admin!r} is not a valid UserID: {problem}")
     if edition is not None and edition not in EDITIONS:
         raise AppConfigError(f"edition must be one of {', '.join(EDITIONS)}")
+
+
+MAX_CALLBACK_URL = 2048
+MAX_CALLBACK_TOKEN = 256
+
+
+def make_callback(url: str, token: str | None = None,
+                  commands: Sequence[str] = ()) -> Callback:
+    """A valid callback configuration (docs/protocol.md §11.3), or ``AppConfigError``."""
+    parts = urlsplit(url)
+    if (parts.scheme not in ("http", "https") or not parts.hostname
+            or len(url) > MAX_CALLBACK_URL or any(c.isspace() or ord(c) < 32 for c in url)):
+        raise AppConfigError(f"the callback URL must be an http:// or https:// URL of at most "
+                             f"{MAX_CALLBACK_URL} characters with a host, not {url[:80]!r}")
+    if token is not None and (not token or len(token) > MAX_CALLBACK_TOKEN
+                              or not token.isascii() or not token.isprintable()):
+        raise AppConfigError(f"the callback token must be 1 to {MAX_CALLBACK_TOKEN} printable "
+                             "ASCII characters")
+    unknown = [c for c in commands if c not in CALLBACK_COMMANDS]
+    if unknown:
+        raise AppConfigError(f"unknown callback command {unknown[0]!r}; one of "
+                             f"{', '.join(CALLBACK_COMMANDS)}")
+    chosen = tuple(dict.fromkeys(commands)) or CALLBACK_COMMANDS
+    return Callback(url, token, chosen)
 
 
 def check_limit(command: str, rate: int) -> None:
