@@ -6,6 +6,8 @@ import json
 import random
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,6 +19,7 @@ pytestmark = pytest.mark.slow
 
 CHECK = "/v4/im_open_login_svc/account_check"
 IMPORT = "/v4/im_open_login_svc/account_import"
+STATUS = "/v4/openim/query_online_status"
 
 
 @pytest.fixture
@@ -211,5 +214,85 @@ def test_reset_empties_the_shared_rate_windows_in_redis(pg_url: str, redis_url: 
                        f"&usersig={sig}", content=b"{}")
             assert r.json()["ErrorCode"] == 0
             assert check(server.base_url, app, ["x"], c)["ErrorCode"] == 0
+    finally:
+        server.stop()
+
+
+# --- login state and callbacks across instances and restarts (docs/protocol.md §11.2, §11.3) ---
+
+
+def _control_query(app: dict) -> str:
+    return q(app).split("&random=")[0]
+
+
+def _status(base: str, app: dict, user: str) -> dict[str, Any]:
+    body = json.dumps({"To_Account": [user], "IsNeedDetail": 1})
+    return httpx.post(base + STATUS + q(app), content=body, timeout=10).json()
+
+
+def test_a_login_through_one_instance_is_seen_through_another_and_called_back_once(
+        pg_server: str) -> None:
+    pg_url = fresh_postgres_database(pg_server)
+    got: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            answer = b'{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    app = new_app(pg_url)
+    for name in ("query_online_status", "portrait_set"):
+        cli("app", "set-limit", str(app["sdkappid"]), name, "0", db=pg_url)
+    cli("app", "set-callback", str(app["sdkappid"]),
+        f"http://127.0.0.1:{receiver.server_address[1]}/cb", db=pg_url)
+    a = LiveServer(pg_url)
+    b = LiveServer(pg_url)
+    try:
+        user = uid()
+        assert httpx.post(a.base_url + IMPORT + q(app),
+                          content=json.dumps({"UserID": user})).json()["ErrorCode"] == 0
+        done = httpx.post(a.base_url + "/_timserver/login" + _control_query(app),
+                          json={"UserID": user, "Platform": "iPhone"}).json()
+        assert done["ErrorCode"] == 0, done
+        assert _status(b.base_url, app, user)["QueryResult"] == [
+            {"To_Account": user, "Status": "Online",
+             "Detail": [{"Platform": "iPhone", "Status": "Online"}]}]
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # room for a second (wrong) delivery from the other instance
+        assert [g["Info"]["Action"] for g in got] == ["Login"]
+    finally:
+        a.stop()
+        b.stop()
+        receiver.shutdown()
+        receiver.server_close()
+
+
+def test_login_state_survives_sigkill(live_db: str) -> None:
+    app = new_app(live_db)
+    cli("app", "set-limit", str(app["sdkappid"]), "query_online_status", "0", db=live_db)
+    server = LiveServer(live_db)
+    user = uid()
+    try:
+        httpx.post(server.base_url + IMPORT + q(app), content=json.dumps({"UserID": user}))
+        done = httpx.post(server.base_url + "/_timserver/login" + _control_query(app),
+                          json={"UserID": user, "Platform": "Web"}).json()
+        assert done["ErrorCode"] == 0  # acknowledged: it must survive
+        server.kill()
+        server = LiveServer(live_db)
+        assert _status(server.base_url, app, user)["QueryResult"][0]["Status"] == "Online"
+        out = cli("logout", user, "--sdkappid", str(app["sdkappid"]), db=live_db)
+        assert "Web Offline" in out.stdout
+        assert _status(server.base_url, app, user)["QueryResult"][0]["Status"] == "Offline"
     finally:
         server.stop()

@@ -86,6 +86,10 @@ class Commands:
     account_delete = Method(c.ACCOUNT_DELETE)
     account_check = Method(c.ACCOUNT_CHECK)
     kick = Method(c.KICK)
+    query_online_status = Method(c.QUERY_ONLINE_STATUS)
+    querystate = Method(c.QUERYSTATE)
+    portrait_get = Method(c.PORTRAIT_GET)
+    portrait_set = Method(c.PORTRAIT_SET)
 
 
 # Any command of the table without its line above still gets its method (untyped).
