@@ -63,7 +63,10 @@ def test_app_lifecycle(tmp_path) -> None:
     shown = json.loads(cli("app", "show", "1400000300", "--json", db=db).stdout)
     assert shown["admins"] == ["boss", "ops"] and shown["edition"] == "trial"
     assert shown["limits"] == {"account_import": 200, "multiaccount_import": 100,
-                               "account_delete": 100, "account_check": 100, "kick": 200}
+                               "account_delete": 100, "account_check": 100, "kick": 200,
+                               "query_online_status": 200, "querystate": 100,
+                               "portrait_get": 200, "portrait_set": 200}
+    assert (shown["allow_delete"], shown["callback"]) == (False, None)
     assert "curl" in cli("app", "show", "1400000300", db=db).stdout
     cli("app", "set-limit", "1400000300", "account_check", "0", db=db)
     assert json.loads(cli("app", "show", "1400000300", "--json", db=db).stdout)["limits"][
