@@ -118,6 +118,16 @@ async def test_bad_callback_settings_are_70402_and_change_nothing(console, body)
     assert (await console.asgi.state.storage.get_app(app.sdkappid)).callback is None
 
 
+async def test_off_loopback_the_settings_endpoint_is_not_there(make_console) -> None:
+    lan = await make_console(base_url="http://10.0.0.5")
+    app = await make_app(lan.asgi, sdkappid=1400000404)
+    assert answer(await lan.get(SETTINGS, params={"app": app.sdkappid},
+                                headers=AUTH))["ErrorCode"] == 60009
+    assert answer(await lan.post(SETTINGS, headers=AUTH, json={
+        "SDKAppID": app.sdkappid, "Url": "http://127.0.0.1:9/cb"}))["ErrorCode"] == 60009
+    assert (await lan.asgi.state.storage.get_app(app.sdkappid)).callback is None
+
+
 async def test_an_unknown_app_is_60006(console) -> None:
     assert answer(await console.get(SETTINGS, params={"app": 1400000499},
                                     headers=AUTH))["ErrorCode"] == 60006
