@@ -70,6 +70,15 @@ def seed(base: str, key: str) -> None:
     call("account_delete", {"DeleteItem": [{"UserID": "peggy"}]})
     call("account_check", {"CheckItem": "bob"})
     call("kick", {"UserID": "mallory"})
+    # login state for the accounts page (the emulator's simulated logins)
+    sig = usersig.generate(SDKAPPID, key, "administrator", 3600, now=int(time.time()))
+    auth = f"sdkappid={SDKAPPID}&identifier=administrator&usersig={sig}"
+    for path, body in (("login", {"UserID": "alice", "Platform": "iPhone"}),
+                       ("login", {"UserID": "alice", "Platform": "Web"}),
+                       ("login", {"UserID": "bob", "Platform": "Android"}),
+                       ("disconnect", {"UserID": "bob"}),
+                       ("login", {"UserID": "dave", "Platform": "PC"})):
+        httpx.post(f"{base}/_timserver/{path}?{auth}", json=body, timeout=10)
 
 
 def tamper(sig: str) -> str:

@@ -17,7 +17,7 @@ from .server.hooks import Plugin
 
 
 def plugins_for(settings: Settings) -> list[Plugin]:
-    plugins: list[Plugin] = [ConsolePlugin()]
+    plugins: list[Plugin] = [ConsolePlugin(emulator=settings.emulator)]
     if settings.emulator:
         plugins.append(EmulatorPlugin(base_offset=settings.clock_offset))
     return plugins

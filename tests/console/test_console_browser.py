@@ -120,6 +120,8 @@ def test_the_pure_js_hmac_fallback_matches_python(page: Any) -> None:
 def test_import_an_account_and_find_it_on_the_accounts_page(page: Any) -> None:
     page.click("a[data-nav=accounts]")
     page.wait_for_selector("#acc-rows tr[data-userid=administrator]")
+    # the role: an admin's UserID carries an "Admin" badge
+    assert "Admin" in page.inner_text("#acc-rows tr[data-userid=administrator] td:nth-child(2)")
     user = uid("console")
     page.fill("#imp-userid", user)
     page.fill("#imp-nick", "Console User")
@@ -130,7 +132,7 @@ def test_import_an_account_and_find_it_on_the_accounts_page(page: Any) -> None:
     page.wait_for_selector("#acc-rows tr[data-userid=administrator]", state="detached")
     row = page.locator(f"#acc-rows tr[data-userid='{user}']")
     assert "Console User" in row.inner_text()
-    assert "Account" in row.inner_text()
+    assert "Admin" not in row.inner_text()
     assert page.locator("#acc-rows tr").count() == 1
 
     # import a pasted list (one good line, one too long), then delete through the dialog

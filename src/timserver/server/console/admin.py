@@ -13,8 +13,9 @@ from starlette.responses import Response
 
 from ...protocol.commands import BY_NAME, Command
 from ...protocol.errors import TimError
+from ...service.presence import account_status
 from ...service.rules import profile_problem, userid_problem
-from ...storage import App
+from ...storage import App, Device
 from ..dispatch import MAX_BODY_BYTES
 from ..hooks import Access, Endpoint, EndpointCall, ServerHandles
 from ..journal import Journal
@@ -53,6 +54,14 @@ def journal_answer(journal: Journal, params: dict[str, str],
             "Last": journal.last_seq, "Entries": msgspec.to_builtins(entries)}
 
 
+def login_state(devices: list[tuple[Device, str]]) -> dict[str, Any]:
+    """An account's ``Status`` (Online, PushOnline or Offline, as query_online_status says) and
+    its ``Devices`` that are not Offline."""
+    return {"Status": account_status([s for _, s in devices]),
+            "Devices": [{"Platform": d.platform, "Status": s, "InstId": d.inst_id,
+                         "LoginAt": round(d.login_at, 3)} for d, s in devices]}
+
+
 def admin_endpoints(server: ServerHandles, journal: Journal) -> list[Endpoint]:
     storage = server.storage
 
@@ -75,10 +84,14 @@ def admin_endpoints(server: ServerHandles, journal: Journal) -> list[Endpoint]:
         more = len(page) > limit
         page = page[:limit]
         total = await storage.count_accounts(app.sdkappid) + len(app.admins)
+        # each account's login state: its devices that are not Offline (read in production
+        # too; only the emulator's /_timserver/login|logout|disconnect change it)
+        online = await server.presence.status(app, [a.user_id for a in page]) if page else {}
         return {
             "SDKAppID": app.sdkappid, "Total": total,
             "Accounts": [{"UserID": a.user_id, "Nick": a.nick, "FaceUrl": a.face_url,
-                          "IsAdmin": a.is_admin, "CreatedAt": round(a.created_at, 3)}
+                          "IsAdmin": a.is_admin, "CreatedAt": round(a.created_at, 3),
+                          **login_state(online.get(a.user_id, []))}
                          for a in page],
             "Next": page[-1].user_id if more and page else "",
         }

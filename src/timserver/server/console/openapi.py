@@ -55,7 +55,16 @@ def extension_paths() -> dict[str, Any]:
     account = {"type": "object", "properties": {
         "UserID": {"type": "string"}, "Nick": {"type": ["string", "null"]},
         "FaceUrl": {"type": ["string", "null"]}, "IsAdmin": {"type": "boolean"},
-        "CreatedAt": {"type": "number", "description": "Unix seconds."}}}
+        "CreatedAt": {"type": "number", "description": "Unix seconds."},
+        "Status": {"type": "string", "enum": ["Online", "PushOnline", "Offline"],
+                   "description": "The login state, as openim/query_online_status says."},
+        "Devices": {"type": "array", "description": "The devices that are not Offline.",
+                    "items": {"type": "object", "properties": {
+                        "Platform": {"type": "string"},
+                        "Status": {"type": "string", "enum": ["Online", "PushOnline"]},
+                        "InstId": {"type": "integer"},
+                        "LoginAt": {"type": "number",
+                                    "description": "Unix seconds, on the app's clock."}}}}}}
     entry = {"type": "object", "properties": {
         "Id": {"type": "string", "description": "Worker pid and sequence number."},
         "Seq": {"type": "integer"}, "Time": {"type": "number"}, "Method": {"type": "string"},
@@ -69,7 +78,8 @@ def extension_paths() -> dict[str, Any]:
         "/_timserver/accounts": {"get": _op(
             "timserver_list_accounts", "List the app's accounts",
             "Accounts in UserID order, a page at a time; Next is the cursor of the next page "
-            "(empty on the last one). Total counts every account, admins included.",
+            "(empty on the last one). Total counts every account, admins included. Each "
+            "account carries its login state (Status, Devices).",
             {"SDKAppID": {"type": "integer"}, "Total": {"type": "integer"},
              "Accounts": {"type": "array", "items": account}, "Next": {"type": "string"}},
             params=[("prefix", "Only UserIDs that start with this (byte-exact).",

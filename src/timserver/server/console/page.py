@@ -18,13 +18,17 @@ from starlette.routing import BaseRoute, Route
 from ... import __version__, usersig
 from ...protocol.commands import COMMANDS, MAX_UINT32
 from ...protocol.errors import CATALOGUE, TimError
+from ...protocol.messages import PLATFORMS
+from ...service.apps import AppConfigError, make_callback
+from ...service.events import CALLBACK_COMMANDS
 from ...service.rules import userid_problem
+from ...storage import App
 from ..access import ConsoleAccess
 from ..envelope import ALL_METHODS
 from ..hooks import Access, Endpoint, EndpointCall, Gates, ServerHandles
 from ..journal import Journal
 from .admin import journal_answer
-from .params import MAX_SMALL_BODY, field
+from .params import MAX_SMALL_BODY, field, int_param
 
 MAX_EXPIRE = 10 * 365 * 86400  # a UserSig made by the console is valid for at most 10 years
 MAX_APPS_LISTED = 1000
@@ -84,8 +88,20 @@ def _verdict(found: usersig.Explanation, hosted: bool) -> dict[str, Any]:
             "Reason": err.reason, "Checked": checked}
 
 
+def _callback_view(app: App) -> dict[str, Any]:
+    """An app's callback settings as the page shows them: the token only as set / not set."""
+    cb = app.callback
+    return {"SDKAppID": app.sdkappid, "Edition": app.edition, "AllowDelete": app.allow_delete,
+            "Callback": None if cb is None else {"Url": cb.url, "Token": bool(cb.token),
+                                                 "Commands": list(cb.commands)},
+            "Commands": list(CALLBACK_COMMANDS)}
+
+
+_CALLBACK_FIELDS = ("SDKAppID", "Url", "Token", "Commands", "Clear", "AllowDelete")
+
+
 def console_endpoints(server: ServerHandles, access: ConsoleAccess,
-                      journal: Journal) -> list[Endpoint]:
+                      journal: Journal, *, emulator: bool = False) -> list[Endpoint]:
     meta = _meta()
     storage = server.storage
 
@@ -94,7 +110,8 @@ def console_endpoints(server: ServerHandles, access: ConsoleAccess,
 
     async def console_meta(call: EndpointCall) -> dict[str, Any]:
         return {**meta, "Now": server.clock.now(), "TokenConfigured": bool(access.token),
-                "Token": access.token_ok(call.request), "JournalCapacity": journal.size}
+                "Token": access.token_ok(call.request), "JournalCapacity": journal.size,
+                "Emulator": emulator, "Platforms": list(PLATFORMS)}
 
     async def console_apps(call: EndpointCall) -> dict[str, Any]:
         apps = (await storage.list_apps())[:MAX_APPS_LISTED]
@@ -151,6 +168,63 @@ def console_endpoints(server: ServerHandles, access: ConsoleAccess,
     async def console_journal(call: EndpointCall) -> Any:
         return journal_answer(journal, call.params, None)
 
+    async def hosted_or_60006(sdkappid: int) -> App:
+        app = await hosted(sdkappid)
+        if app is None:
+            raise TimError(60006, f"SDKAppID {sdkappid} is not hosted by this server.")
+        return app
+
+    async def callback_get(call: EndpointCall) -> dict[str, Any]:
+        if not call.params.get("app"):
+            raise TimError(70402, "Invalid parameters: app (an SDKAppID) is required.")
+        return _callback_view(await hosted_or_60006(
+            int_param(call.params, "app", 0, 0, MAX_UINT32)))
+
+    async def callback_set(call: EndpointCall) -> dict[str, Any]:
+        """Change an app's callback settings, like ``timserver app set-callback`` /
+        ``clear-callback`` / ``allow-delete``. The token is write-only: absent keeps the one
+        set, null removes it, a string replaces it; it is never sent back."""
+        body = await call.json(MAX_SMALL_BODY)
+        unknown = [k for k in body if k not in _CALLBACK_FIELDS]
+        if unknown:
+            raise TimError(70402, f"Invalid parameters: unknown field {unknown[0]!r} (this "
+                                  f"endpoint takes {', '.join(_CALLBACK_FIELDS)}).")
+        app = await hosted_or_60006(field(body, "SDKAppID", int))
+        clear = field(body, "Clear", bool, required=False)
+        allow_delete = field(body, "AllowDelete", bool, required=False)
+        changes: dict[str, Any] = {}
+        if clear:
+            if any(k in body for k in ("Url", "Token", "Commands")):
+                raise TimError(70402, "Invalid parameters: Clear takes no Url, Token or "
+                                      "Commands.")
+            changes["clear_callback"] = True
+        elif "Url" in body:
+            url = field(body, "Url", str)
+            token = body.get("Token", app.callback.token if app.callback else None)
+            if token is not None and type(token) is not str:
+                raise TimError(70402, "Invalid parameters: Token must be a string or null.")
+            commands = body.get("Commands", list(app.callback.commands) if app.callback
+                                else list(CALLBACK_COMMANDS))
+            if (type(commands) is not list or not commands
+                    or any(type(c) is not str for c in commands)):
+                raise TimError(70402, "Invalid parameters: Commands must be a non-empty array "
+                                      f"of callback commands ({', '.join(CALLBACK_COMMANDS)}).")
+            try:
+                changes["callback"] = make_callback(url, token, commands)
+            except AppConfigError as exc:
+                raise TimError(70402, f"Invalid parameters: {exc}.") from None
+        elif "Token" in body or "Commands" in body:
+            raise TimError(70402, "Invalid parameters: Token and Commands need the Url.")
+        if allow_delete is not None:
+            changes["allow_delete"] = allow_delete
+        if not changes:
+            raise TimError(70402, "Invalid parameters: nothing to change (Url, Clear or "
+                                  "AllowDelete).")
+        updated = await storage.update_app(app.sdkappid, **changes)
+        if updated is None:  # deleted meanwhile
+            raise TimError(60006, f"SDKAppID {app.sdkappid} is not hosted by this server.")
+        return _callback_view(updated)
+
     return [
         Endpoint("/_timserver/console/meta", {"GET": console_meta}, Access.CONSOLE),
         Endpoint("/_timserver/console/apps", {"GET": console_apps}, Access.CONSOLE_TOKEN),
@@ -158,6 +232,11 @@ def console_endpoints(server: ServerHandles, access: ConsoleAccess,
         Endpoint("/_timserver/console/usersig/explain", {"POST": console_explain},
                  Access.CONSOLE),
         Endpoint("/_timserver/console/journal", {"GET": console_journal}, Access.CONSOLE_TOKEN),
+        # the app's third-party callback settings: they make this server send requests to any
+        # URL, so, like `timserver app set-callback`, they are the operator's (console token),
+        # not any holder of an admin UserSig's
+        Endpoint("/_timserver/console/callback", {"GET": callback_get, "POST": callback_set},
+                 Access.CONSOLE_TOKEN),
     ]
 
 

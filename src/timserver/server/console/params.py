@@ -40,6 +40,6 @@ def field(body: dict[str, Any], name: str, kind: type, *, required: bool = True)
         return None
     if type(value) is not kind:  # bool is not an int here
         what = "is missing" if name not in body else "has the wrong type"
-        expected = "an integer" if kind is int else "a string"
+        expected = {int: "an integer", bool: "true or false"}.get(kind, "a string")
         raise TimError(70402, f"Invalid parameters: {name} {what} (expected {expected}).")
     return value

@@ -17,13 +17,16 @@ class ConsolePlugin(Plugin):
     """The admin endpoints always; the page and its endpoints where the console is on."""
 
     name: str = "console"
+    #: whether the emulator's powers are on (the page offers simulated logins only then)
+    emulator: bool = False
 
     def endpoints(self) -> Sequence[Endpoint]:
         server = self.handles
         assert server is not None, "setup() first"
         found = admin_endpoints(server, server.journal)
         if server.access.enabled:
-            found += console_endpoints(server, server.access, server.journal)
+            found += console_endpoints(server, server.access, server.journal,
+                                       emulator=self.emulator)
         return found
 
     def routes(self, gates: Gates) -> Sequence[BaseRoute]:

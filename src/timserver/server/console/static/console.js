@@ -32,6 +32,8 @@
     last: null,           // the debugger's last request, for reveal/copy
     acc: { stack: [""], index: 0, rows: [] },
     journal: { entries: new Map(), clearedAt: 0, timer: null, fresh: new Set(), busy: false, shown: null },
+    cb: { list: [], shown: null, timer: null, busy: false, settings: null, seen: new Set(), seq: 0 },
+    platform: "",         // the platform last chosen to log a device in on (Accounts)
     linkApp: "",          // the app named by the link `timserver serve` printed (#token=…&app=…)
   };
 
@@ -267,6 +269,8 @@
     renderHints();
     if (S.page === "accounts") loadAccounts(true);
     if (S.page === "journal") { S.journal.entries.clear(); renderJournal(); pollJournal(); }
+    S.cb.listed = undefined;
+    if (S.page === "callbacks") { S.cb.list = []; S.cb.shown = null; $("cb-detail").hidden = true; loadCallbackSettings(); pollCallbacks(); }
   }
 
   function syncAppSelect() {
@@ -329,7 +333,7 @@
 
   // --- routing -------------------------------------------------------------------------------
 
-  const PAGES = ["debugger", "accounts", "usersig", "journal"];
+  const PAGES = ["debugger", "accounts", "usersig", "journal", "callbacks"];
 
   function route() {
     let hash = location.hash.replace(/^#/, "");
@@ -349,6 +353,7 @@
     document.title = `${document.querySelector(`[data-nav="${page}"]`).textContent} · timserver console`;
     if (page === "accounts") loadAccounts(false);
     if (page === "journal") pollJournal(); else stopJournal();
+    if (page === "callbacks") { loadCallbackSettings(); pollCallbacks(); } else stopCallbacks();
   }
 
   // --- API debugger ------------------------------------------------------------------------------
@@ -590,18 +595,20 @@
     if (!r.Accounts.length) {
       rows.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty", text: $("acc-prefix").value ? "No account starts with that." : "No accounts yet." })));
     } else {
-      rows.replaceChildren(...r.Accounts.map((a) => h("tr", { "data-userid": a.UserID },
+      rows.replaceChildren(...r.Accounts.map((a) => h("tr", { "data-userid": a.UserID, "data-status": a.Status || "Offline" },
         h("td", { class: "col-check" }, h("input", { type: "checkbox", class: "acc-check", value: a.UserID, "aria-label": `Select ${a.UserID}`, disabled: a.IsAdmin, onchange: updateSelection })),
-        h("td", {}, h("code", { class: "userid", text: a.UserID })),
-        h("td", { text: a.Nick || "" }),
-        h("td", { class: "truncate", title: a.FaceUrl || "", text: a.FaceUrl || "" }),
-        h("td", {}, h("span", { class: `badge ${a.IsAdmin ? "badge-info" : "badge-muted"}`, text: a.IsAdmin ? "Admin" : "Account" })),
-        h("td", { class: "nowrap", text: fmtTime(a.CreatedAt) }),
-        h("td", { class: "col-actions" },
+        h("td", { "data-label": "UserID" }, h("code", { class: "userid", text: a.UserID }),
+          a.IsAdmin ? h("span", { class: "badge badge-info badge-small", text: "Admin" }) : null),
+        h("td", { "data-label": "Nick", text: a.Nick || "" }),
+        h("td", { "data-label": "FaceUrl", class: "truncate", title: a.FaceUrl || "", text: a.FaceUrl || "" }),
+        h("td", { "data-label": "Imported", class: "nowrap", text: fmtTime(a.CreatedAt) }),
+        h("td", { "data-label": "Login state", class: "acc-state" }, h("span", { class: "acc-state-box" }, loginState(a), loginButtons(a))),
+        h("td", { class: "col-actions" }, h("span", { class: "acc-actions" },
           h("button", { type: "button", class: "btn btn-small btn-ghost", text: "Kick", "aria-label": `Kick ${a.UserID}`, onclick: () => kick(a.UserID) }),
           h("button", { type: "button", class: "btn btn-small btn-ghost btn-ghost-danger", text: "Delete", "aria-label": `Delete ${a.UserID}`,
-            disabled: a.IsAdmin, title: a.IsAdmin ? "Admin accounts cannot be deleted" : null, onclick: () => deleteAccounts([a.UserID]) })))));
+            disabled: a.IsAdmin, title: a.IsAdmin ? "Admin accounts cannot be deleted" : null, onclick: () => deleteAccounts([a.UserID]) }))))));
     }
+    renderLoginNote();
     const first = A.index * Number($("acc-limit").value);
     const all = `${r.Total} account${r.Total === 1 ? "" : "s"}`;
     if ($("acc-prefix").value) {  // the count of matches is known once the last page is shown
@@ -628,6 +635,59 @@
     b.textContent = n ? `Delete selected (${n})` : "Delete selected";
   }
 
+  // --- login state (docs/protocol.md §11.2): shown always, changed only with the emulator ----------
+
+  const STATUS_BADGE = { Online: "badge-ok", PushOnline: "badge-warn", Offline: "badge-muted" };
+
+  function loginState(a) {
+    const status = a.Status || "Offline";
+    const devices = a.Devices || [];
+    return h("span", { class: "login-state" },
+      h("span", { class: `badge ${STATUS_BADGE[status] || "badge-muted"} acc-status`, text: status }),
+      devices.map((d) => h("span", { class: `device device-${d.Status === "Online" ? "on" : "push"}`, title: `InstId ${d.InstId} · logged in ${fmtTime(d.LoginAt)} (the app's clock)` },
+        h("span", { text: `${d.Platform} · ${d.Status}` }),
+        S.meta.Emulator ? h("button", { type: "button", class: "device-out", text: "×", "aria-label": `Log ${a.UserID} out of ${d.Platform}`,
+          title: `Log out this ${d.Platform} device`, onclick: () => changeLogin("logout", a.UserID, d.Platform) }) : null)));
+  }
+
+  function loginButtons(a) {
+    if (!S.meta.Emulator) return null;
+    const platforms = S.meta.Platforms || [];
+    const sel = h("select", { class: "acc-platform", "aria-label": `Platform to log ${a.UserID} in on` },
+      platforms.map((p) => h("option", { value: p, text: p, selected: p === (S.platform || platforms[0]) })));
+    sel.addEventListener("change", () => { S.platform = sel.value; });
+    return h("span", { class: "acc-login" }, sel,
+      h("button", { type: "button", class: "btn btn-small", text: "Log in", "aria-label": `Log ${a.UserID} in`,
+        onclick: () => changeLogin("login", a.UserID, sel.value) }),
+      h("button", { type: "button", class: "btn btn-small btn-ghost", text: "Log out", "aria-label": `Log ${a.UserID} out`,
+        disabled: !(a.Devices || []).length, title: (a.Devices || []).length ? "Log every device of this account out" : "No device is logged in",
+        onclick: () => changeLogin("logout", a.UserID, null) }));
+  }
+
+  function renderLoginNote() {
+    $("acc-login-note").textContent = S.meta.Emulator
+      ? "Login state as openim/query_online_status answers it. Log in / Log out simulate a client's login on a device (the emulator's /_timserver/login and /_timserver/logout); logins send State.StateChange callbacks (see Callbacks)."
+      : "Login state as openim/query_online_status answers it. This server runs without the emulator (serve --no-emulator): simulated logins are off, so the console cannot log devices in or out.";
+  }
+
+  /** Log a device in or out through the emulator's endpoints, as the app's admin. */
+  async function changeLogin(action, uid, platform) {
+    const body = { UserID: uid };
+    if (platform) body.Platform = platform;
+    try {
+      const r = await adminCall(`/_timserver/${action}`, { method: "POST", body });
+      if (r.ErrorCode !== 0) throw new ApiError(r);
+      if (action === "login") {
+        const replaced = r.KickedDevice && r.KickedDevice.length ? ` It replaced the ${platform} device logged in before.` : "";
+        accMessage("ok", `Logged ${uid} in on ${platform}.${replaced}`);
+      } else {
+        const n = r.LoggedOut.length;
+        accMessage("ok", n ? `Logged ${uid} out of ${n} device${n === 1 ? "" : "s"} (${r.LoggedOut.map((d) => d.Platform).join(", ")}).` : `${uid} had no device logged in${platform ? ` on ${platform}` : ""}.`);
+      }
+    } catch (e) { accMessage("error", `${action === "login" ? "Log in" : "Log out"} failed: ${e.message}`); }
+    loadAccounts(false);
+  }
+
   async function kick(uid) {
     if (!(await confirmAction("Kick account", `Invalidate every UserSig of ${uid} signed until now? Its clients must sign in again.`, "Kick"))) return;
     try {
@@ -636,6 +696,7 @@
       if (uid === creds().identifier) S.sigCache.clear();
       accMessage("ok", `Kicked ${uid}: UserSigs it signed until now are refused (70005).`);
     } catch (e) { accMessage("error", `Kick failed: ${e.message}`); }
+    loadAccounts(false);  // a kick logs every device out
   }
 
   async function deleteAccounts(ids) {
@@ -962,6 +1023,224 @@
     }
   }
 
+  // --- third-party callbacks (docs/protocol.md §11.3) ---------------------------------------------
+
+  const CB_POLL_MS = 1000;
+
+  function hostedApp() {
+    const id = creds().sdkappid;
+    return S.tokenOk && S.apps.some((a) => String(a.SDKAppID) === id) ? id : "";
+  }
+
+  /** The settings: from the console (token) with the edition and allow-delete; else read-only
+   * from /_timserver/callbacks, which an admin UserSig may read. */
+  async function loadCallbackSettings() {
+    const seq = ++S.cb.seq;
+    $("cb-error").textContent = "";
+    $("cb-delete-error").textContent = "";
+    $("cb-message").replaceChildren();
+    $("cb-message").className = "message";
+    const app = hostedApp();
+    if (!app) { S.cb.settings = null; renderCallbackSettings(null); return; }
+    try {
+      const r = await api(`/_timserver/console/callback?app=${enc(app)}`, { token: true });
+      if (seq !== S.cb.seq) return;
+      if (r.ErrorCode !== 0) throw new ApiError(r);
+      S.cb.settings = r;
+      renderCallbackSettings(r);
+    } catch (e) {
+      if (seq !== S.cb.seq) return;
+      showError($("cb-error"), `Cannot read the callback settings: ${e.message}`);
+    }
+  }
+
+  function renderCallbackSettings(r) {
+    const editable = !!r;
+    const cb = r ? r.Callback : (S.cb.listed === undefined ? null : S.cb.listed);
+    for (const id of ["cb-url", "cb-token", "cb-token-remove", "cb-save", "cb-clear", "cb-allow-delete"]) $(id).disabled = !editable;
+    $("cb-note").textContent = editable
+      ? "Like timserver app set-callback: this server then POSTs each event switched on to the URL, after the API answer, without retry."
+      : "Changing these settings needs the console token (they make this server send requests to any URL); shown here as an admin UserSig reads them.";
+    $("cb-note").className = editable ? "hint" : "hint hint-warn";
+    $("cb-url").value = cb ? cb.Url : "";
+    $("cb-token").value = "";
+    $("cb-token-remove").checked = false;
+    const tokenSet = !!(cb && cb.Token);
+    $("cb-token-state").textContent = tokenSet ? "Token set" : "No token";
+    $("cb-token-state").className = `badge ${tokenSet ? "badge-ok" : "badge-muted"}`;
+    $("cb-token").placeholder = tokenSet ? "Set — type a new token to replace it" : "Type a token to set it";
+    $("cb-token-remove").closest("label").hidden = !tokenSet;
+    const commands = r ? r.Commands : ["State.StateChange", "Profile.CallbackPortraitSet"];
+    const on = new Set(cb ? cb.Commands : commands);
+    $("cb-commands").replaceChildren(...commands.map((c) => h("label", { class: "toggle" },
+      h("input", { type: "checkbox", class: "cb-command", value: c, checked: on.has(c), disabled: !editable }), h("code", { text: c }))));
+    $("cb-on").textContent = cb ? "Callbacks on" : "Callbacks off";
+    $("cb-on").className = `badge ${cb ? "badge-ok" : "badge-muted"}`;
+    $("cb-clear").disabled = !editable || !cb;
+    const del = $("cb-delete-text");
+    if (!r) {
+      del.textContent = "Needs the console token.";
+      $("cb-allow-delete").checked = false;
+    } else if (r.Edition === "pro") {
+      del.textContent = r.AllowDelete ? "This pro app deletes accounts (switched on)." : "This pro app refuses account_delete (71000) until deletion is switched on.";
+      $("cb-allow-delete").checked = r.AllowDelete;
+    } else {
+      del.textContent = `This ${r.Edition} app always deletes accounts: the switch matters on the pro edition only.`;
+      $("cb-allow-delete").checked = r.AllowDelete;
+    }
+  }
+
+  async function saveCallback(body, what) {
+    const app = hostedApp();
+    if (!app) throw new Error("Changing callback settings needs the console token and an app hosted here.");
+    const r = await api("/_timserver/console/callback", { method: "POST", token: true, body: { SDKAppID: Number(app), ...body } });
+    if (r.ErrorCode !== 0) throw new ApiError(r);
+    S.cb.settings = r;
+    renderCallbackSettings(r);
+    message($("cb-message"), "ok", what(r));
+    return r;
+  }
+
+  async function submitCallback(ev) {
+    ev.preventDefault();
+    $("cb-error").textContent = "";
+    const url = $("cb-url").value.trim();
+    const commands = [...document.querySelectorAll(".cb-command:checked")].map((x) => x.value);
+    if (!/^https?:\/\/[^\s/?#]+/i.test(url)) { showError($("cb-error"), "Type the receiver's URL: http:// or https://, with a host."); return; }
+    if (!commands.length) { showError($("cb-error"), "Switch at least one callback command on (or turn callbacks off)."); return; }
+    const body = { Url: url, Commands: commands };
+    const token = $("cb-token").value;
+    if ($("cb-token-remove").checked) body.Token = null;
+    else if (token) body.Token = token;  // absent: the token set stays
+    try {
+      await saveCallback(body, (r) => `Saved: ${r.Callback.Commands.join(", ")} go to the URL${r.Callback.Token ? ", signed with the token" : ", without a token"}.`);
+    } catch (e) { showError($("cb-error"), `Not saved: ${e.message}`); }
+  }
+
+  async function clearCallback() {
+    if (!(await confirmAction("Turn callbacks off", "Send this app no more callbacks? The URL and the token are forgotten.", "Turn off"))) return;
+    try {
+      await saveCallback({ Clear: true }, () => "Callbacks are off: this app's events are sent nowhere.");
+    } catch (e) { showError($("cb-error"), `Not changed: ${e.message}`); }
+  }
+
+  async function toggleAllowDelete() {
+    $("cb-delete-error").textContent = "";
+    const want = $("cb-allow-delete").checked;
+    try {
+      await saveCallback({ AllowDelete: want }, () => `account_delete is now switched ${want ? "on" : "off"}.`);
+    } catch (e) {
+      $("cb-allow-delete").checked = !want;
+      showError($("cb-delete-error"), `Not changed: ${e.message}`);
+    }
+  }
+
+  function stopCallbacks() {
+    clearTimeout(S.cb.timer);
+    S.cb.timer = null;
+  }
+
+  async function pollCallbacks() {
+    stopCallbacks();
+    const C = S.cb;
+    if (S.page !== "callbacks" || C.busy) return;
+    C.busy = true;
+    let delay = CB_POLL_MS;
+    try {
+      const c = creds();
+      if (!c.sdkappid || !c.identifier) {
+        $("cb-state").textContent = "Choose an app and its admin above.";
+      } else {
+        const r = await adminCall("/_timserver/callbacks");
+        if (r.ErrorCode !== 0) throw new ApiError(r);
+        const first = C.listed === undefined;
+        C.listed = r.Callback;
+        if (!C.settings && (first || !hostedApp())) renderCallbackSettings(null);
+        C.list = r.Deliveries;
+        $("cb-list-error").textContent = "";
+        $("cb-state").textContent = $("cb-live").checked ? "Live" : "Paused";
+        renderCallbacks();
+      }
+    } catch (e) {
+      showError($("cb-list-error"), `Cannot read the deliveries: ${e.message}`);
+      $("cb-state").textContent = "";
+      delay = 3000;
+    } finally {
+      C.busy = false;
+    }
+    if (S.page === "callbacks" && $("cb-live").checked && !document.hidden) C.timer = setTimeout(pollCallbacks, delay);
+  }
+
+  const OUTCOME_BADGE = { delivered: "badge-ok", failed: "badge-bad", queued: "badge-muted" };
+
+  function renderCallbacks() {
+    const C = S.cb;
+    const rows = $("cb-rows");
+    if (!C.list.length) {
+      rows.replaceChildren(h("tr", {}, h("td", { colspan: 8, class: "empty", text: "No delivery yet. Set a callback URL, then cause an event: log a device in on the Accounts page, or call portrait_set." })));
+    } else {
+      rows.replaceChildren(...C.list.map((d) => h("tr", {
+        class: `j-row${C.seen.has(d.Id) ? "" : " fresh"}${C.shown === d.Id ? " selected" : ""}`, "data-id": d.Id, "data-outcome": d.Outcome, tabindex: 0,
+        "aria-label": `Show the ${d.CallbackCommand} delivery of ${fmtTime(d.Time, false)}`,
+        onclick: () => showDelivery(d.Id), onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); showDelivery(d.Id); } },
+      },
+        h("td", { "data-label": "Time", class: "nowrap", title: fmtTime(d.Time), text: fmtTime(d.Time, false) }),
+        h("td", { "data-label": "Command" }, h("code", { text: d.CallbackCommand })),
+        h("td", { "data-label": "UserID" }, h("code", { class: "userid", text: d.UserID })),
+        h("td", { "data-label": "URL", class: "truncate cb-url", title: d.Url, text: d.Url }),
+        h("td", { "data-label": "Status" }, h("span", { class: `code-chip ${d.Status === 200 ? "" : "code-bad"} cb-status`, text: d.Status === null ? "—" : String(d.Status) })),
+        h("td", { "data-label": "Latency", class: "num", text: d.LatencyMs === null ? "—" : `${d.LatencyMs.toFixed(1)} ms` }),
+        h("td", { "data-label": "Outcome" }, h("span", { class: `badge ${OUTCOME_BADGE[d.Outcome] || "badge-muted"}`, text: d.Outcome })),
+        h("td", { "data-label": "Error", class: "cb-error-cell", text: d.Error || "" }))));
+    }
+    for (const d of C.list) C.seen.add(d.Id);
+    const failed = C.list.filter((d) => d.Outcome === "failed").length;
+    const waiting = C.list.filter((d) => d.Outcome === "queued").length;
+    $("cb-summary").textContent = C.list.length
+      ? `${C.list.length} deliver${C.list.length === 1 ? "y" : "ies"} · ${failed} failed${waiting ? ` · ${waiting} waiting` : ""}`
+      : "";
+    if (C.shown !== null) showDelivery(C.shown, false);
+  }
+
+  /** One delivery in full: the URL (without Sign), the body sent and the receiver's answer. */
+  function showDelivery(id, mark = true) {
+    const d = S.cb.list.find((x) => x.Id === id);
+    if (!d) return;
+    S.cb.shown = id;
+    if (mark) {
+      for (const tr of document.querySelectorAll("#cb-rows tr.selected")) tr.classList.remove("selected");
+      const row = document.querySelector(`#cb-rows tr[data-id="${CSS.escape(String(id))}"]`);
+      if (row) row.classList.add("selected");
+    }
+    $("cb-detail").hidden = false;
+    $("cb-detail-title").textContent = `${d.CallbackCommand} · ${d.UserID} · ${fmtTime(d.Time)}`;
+    const dl = $("cb-detail-fields");
+    dl.replaceChildren();
+    const add = (k, v, mono) => dl.append(h("dt", { text: k }), h("dd", {}, mono ? h("code", { text: v }) : v));
+    add("URL", `POST ${d.Url}`, true);
+    add("Sign", "not shown (with a token, each delivery also carries Sign and RequestTime)");
+    add("Outcome", h("span", {}, h("span", { class: `badge ${OUTCOME_BADGE[d.Outcome] || "badge-muted"}`, text: d.Outcome }), d.Error ? ` — ${d.Error}` : ""));
+    add("HTTP status", d.Status === null ? "— (no answer)" : String(d.Status));
+    add("Latency", d.LatencyMs === null ? "—" : `${d.LatencyMs.toFixed(2)} ms`);
+    add("Event", `${fmtTime(d.Time)} · delivery ${d.Id}`);
+    highlight($("cb-detail-body"), pretty(d.Body));
+    const answer = $("cb-detail-answer");
+    if (d.Status === null) { answer.textContent = d.Outcome === "queued" ? "(waiting to be sent)" : "(no answer)"; answer.classList.add("code-none"); }
+    else if (!d.Answer) { answer.textContent = "(empty body)"; answer.classList.add("code-none"); }
+    else { answer.classList.remove("code-none"); highlight(answer, pretty(d.Answer)); }
+  }
+
+  async function forgetDeliveries() {
+    try {
+      const r = await adminCall("/_timserver/callbacks/clear", { method: "POST", body: {} });
+      if (r.ErrorCode !== 0) throw new ApiError(r);
+      S.cb.list = [];
+      S.cb.shown = null;
+      $("cb-detail").hidden = true;
+      renderCallbacks();
+    } catch (e) { showError($("cb-list-error"), `Cannot clear the deliveries: ${e.message}`); }
+  }
+
   // --- token -----------------------------------------------------------------------------------
 
   function takeTokenFromUrl() {
@@ -1140,6 +1419,14 @@
     $("j-clear").addEventListener("click", () => { S.journal.clearedAt = Math.max(...[...S.journal.entries.values()].map((e) => e.Time), S.journal.clearedAt); S.journal.entries.clear(); renderJournal(); });
     $("j-export").addEventListener("click", exportJournal);
     document.addEventListener("visibilitychange", () => { if (!document.hidden && S.page === "journal" && $("j-live").checked) pollJournal(); });
+
+    $("cb-form").addEventListener("submit", submitCallback);
+    $("cb-clear").addEventListener("click", clearCallback);
+    $("cb-allow-delete").addEventListener("change", toggleAllowDelete);
+    $("cb-live").addEventListener("change", () => { if ($("cb-live").checked) pollCallbacks(); else { stopCallbacks(); $("cb-state").textContent = "Paused"; } });
+    $("cb-forget").addEventListener("click", forgetDeliveries);
+    $("cb-detail-close").addEventListener("click", () => { $("cb-detail").hidden = true; S.cb.shown = null; renderCallbacks(); });
+    document.addEventListener("visibilitychange", () => { if (!document.hidden && S.page === "callbacks" && $("cb-live").checked) pollCallbacks(); });
 
     $("token-open").addEventListener("click", openTokenDialog);
     $("token-dialog").addEventListener("close", tokenDialogClosed);
