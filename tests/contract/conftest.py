@@ -41,7 +41,8 @@ def workdir():
 
 @pytest.fixture(scope="session")
 def server(workdir):
-    db = sqlite_url(os.path.join(workdir, "contract.db"))
+    # TIMSERVER_CONTRACT_DB: run the suite against another database (test_contract_on_postgres)
+    db = os.environ.get("TIMSERVER_CONTRACT_DB") or sqlite_url(os.path.join(workdir, "contract.db"))
     apps = list(APPS.values())
     # The first create initialises the database; the rest can go in parallel.
     cli_create_app(db, apps[0], cwd=workdir)
