@@ -280,9 +280,118 @@ async def test_redis_outage_and_return(caplog) -> None:
             while lim.degraded and time.monotonic() < deadline:
                 await lim.acquire(key, 100)
                 await asyncio.sleep(0.1)
-            assert not lim.degraded and changes == [True, False]
+            assert lim.degraded is False and changes == [True, False]
         messages = [r.getMessage() for r in caplog.records]
         assert messages[-1] == "Redis answers again: rate limits are shared again"
     finally:
         await lim.close()
         proxy.close()
+
+
+# --- what RedisLimiter sends its script and makes of the answer (a stand-in for Redis) ---------
+
+class FakeScript:
+    """Stands for the registered Lua script: records what each call sends, answers ``answer``."""
+
+    def __init__(self, answer: list[int]) -> None:
+        self.answer = answer
+        self.sent: list[tuple[list[str], list[Any]]] = []
+
+    async def __call__(self, *, keys: list[str], args: list[Any]) -> list[int]:
+        self.sent.append((keys, args))
+        return self.answer
+
+
+async def test_redis_limiter_speaks_microseconds_to_its_script() -> None:
+    from support import free_port
+
+    lim = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", window=1.0)
+    lim._script = script = FakeScript([0, 0, 250_000])  # refused: 250,000 µs to wait
+    try:
+        assert await lim.acquire(("app", "cmd"), 7) == Decision(False, 7, 0, 0.25)
+        (keys, args), = script.sent
+        assert keys == ["timserver:rl:app:cmd"] and args[:2] == [7, 1_000_000]  # the window in µs
+        script.answer = [1, 6, 0]
+        assert await lim.acquire(("app", "cmd"), 7) == Decision(True, 7, 6, 0.0)
+        assert lim.degraded is False
+    finally:
+        await lim.close()
+
+
+async def test_every_call_of_every_instance_sends_its_own_member() -> None:
+    """Two calls must never add the same member to a sorted set (the second would replace the
+    first, and the log would count one call less): the suffix tells apart the calls of one
+    instance and the instances of one process."""
+    from support import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    one, two = RedisLimiter(url), RedisLimiter(url)
+    script = FakeScript([1, 0, 0])
+    one._script = two._script = script
+    try:
+        for lim in (one, two, one, two, one):
+            await lim.acquire("k", 10)
+        members = [args[2] for _, args in script.sent]
+        assert len(set(members)) == 5, members
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_ping_without_answer_opens_the_breaker(caplog) -> None:
+    """/readyz asks ``ping``: a Redis that does not answer is not ready, the limiter falls back at
+    once (said in the log, with the reason), and the next ping does not wait."""
+    from support import free_port
+
+    changes: list[bool] = []
+    lim = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2,
+                       on_fallback=changes.append)
+    try:
+        assert lim.degraded is False
+        with caplog.at_level("WARNING", logger="timserver.ratelimit"):
+            assert await lim.ping() is False
+            assert await lim.ping() is False
+        assert lim.degraded is True and changes == [True]
+        assert [r.getMessage() for r in caplog.records] == [
+            "Redis is unreachable (no answer to a ping): rate limits fall back to this instance's "
+            "own counters until it answers again (pinged every 0.5 s)"]
+    finally:
+        await lim.close()
+    await lim.close()  # closing twice is harmless (a shutdown may)
+
+
+async def test_a_hung_redis_is_given_up_by_a_ping_and_by_a_reset() -> None:
+    """Each call to Redis is bounded by the timeout: a call, a ping (/readyz) and a forget (the
+    emulator's reset) to a Redis that answers too late give up and open the breaker."""
+    from urllib.parse import urlsplit
+
+    from support import TcpProxy
+
+    url = urlsplit(redis_or_skip())
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379)
+    pinged = RedisLimiter(f"redis://127.0.0.1:{proxy.port}{url.path}")
+    reset = RedisLimiter(f"redis://127.0.0.1:{proxy.port}{url.path}")
+    counted = RedisLimiter(f"redis://127.0.0.1:{proxy.port}{url.path}")
+    key = f"t{uuid.uuid4().hex[:8]}"
+    try:
+        assert await pinged.ping() is True
+        assert (await reset.acquire(key, 100)).allowed and (await counted.acquire(key, 100)).allowed
+        proxy.slow(1)  # Redis still answers, 2 s late (1 s each way): past the 0.5 s timeout
+        assert await pinged.ping() is False
+        await reset.forget(key)
+        assert await counted.acquire(key, 100) == Decision(True, 100, 99, 0.0)  # the local log's
+        assert (pinged.degraded, reset.degraded, counted.degraded) == (True, True, True)
+    finally:
+        for lim in (pinged, reset, counted):
+            await lim.close()
+        proxy.close()
+
+
+def test_shared_file_limiter_answers_in_any_thread(tmp_path: Path) -> None:
+    """The server may build its limiter in one thread and serve from another (the loop's)."""
+    import concurrent.futures
+
+    lim = SharedFileLimiter(str(tmp_path / "limits.sqlite"))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(lim.decide, "k", 2).result() == Decision(True, 2, 1, 0.0)
+    assert lim.decide("k", 2) == Decision(True, 2, 0, 0.0)

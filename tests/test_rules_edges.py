@@ -26,7 +26,7 @@ async def check_one(api, user_id: str) -> dict:
     ("é" * 16 + "a", TOO_LONG.format(33)),  # 17 characters, 33 bytes
     ("中" * 11, TOO_LONG.format(33)),
     ("a\x01b", CONTROL),
-    ("é\x00", CONTROL),  # not ASCII, so not the quick path
+    ("é\x00", CONTROL),  # not ASCII: sized in UTF-8, then searched
     ("é\x1f", CONTROL),
     ("é\x7f", CONTROL),
 ])

@@ -213,3 +213,55 @@ async def test_the_reason_reaches_errorinfo_over_http(client, app) -> None:
     expired = usersig.generate(app.sdkappid, app.key, app.admins[0], 10, now=now - 20)
     data = (await client.post(url, params=query(app, sig=expired), content=body)).json()
     assert data["ErrorCode"] == 70001 and data["ErrorInfo"].startswith("The UserSig expired 1")
+
+
+# --- explain: what `timserver usersig explain` and the console tell about a pasted UserSig ------
+
+FULL = "format, SDKAppID, identifier, signature, expiry"
+EXPIRY_ONLY = "format, expiry only (no key: the signature was not checked)"
+
+
+def told(sig: str, now: int = T, **kw: object) -> tuple[object, ...]:
+    """explain's answer as (valid, the document's identifier, error code, reason, what was checked)."""
+    found = usersig.explain(sig, now=now, **kw)  # type: ignore[arg-type]
+    doc, err = found.document, found.error
+    return (found.valid, doc and doc.identifier, err and err.code, err and err.reason, found.checked)
+
+
+def test_explain_checks_what_it_is_given() -> None:
+    sig = pack(document())
+    full = {"key": KEY, "sdkappid": SDKAPPID, "identifier": "xiaojun"}
+    assert told(sig, **full) == (True, "xiaojun", None, None, FULL)
+    assert told(sig, key=KEY) == (True, "xiaojun", None, None, FULL)  # for its own app and user
+    assert told(sig, key=KEY, identifier="") == (True, "xiaojun", None, None, FULL)
+    assert told(sig, **full, kicked_at=T - 1) == (True, "xiaojun", None, None, FULL + ", kick")
+    assert told(sig) == (True, "xiaojun", None, None, EXPIRY_ONLY)
+    assert told(sig, now=T + 86400) == (True, "xiaojun", None, None, EXPIRY_ONLY)  # its last second
+    assert told(sig, kicked_at=T) == (True, "xiaojun", None, None, EXPIRY_ONLY)  # no key, no kick
+
+
+def test_explain_says_why_not() -> None:
+    sig = pack(document())
+    full = {"key": KEY, "sdkappid": SDKAPPID, "identifier": "xiaojun"}
+    assert told("%%%", **full) == (
+        False, None, 70003, "The UserSig cannot be parsed: it is not valid base64 in the UserSig "
+        "alphabet (A-Z a-z 0-9 * - _).", "format")
+    assert told(sig, **{**full, "sdkappid": SDKAPPID + 1}) == (
+        False, "xiaojun", 70014, "It was issued for SDKAppID 1400000000, not 1400000001.", FULL)
+    assert told(sig, sdkappid=SDKAPPID + 1) == (
+        False, "xiaojun", 70014, "It was issued for SDKAppID 1400000000, not 1400000001.",
+        EXPIRY_ONLY)
+    assert told(sig, **{**full, "identifier": "bob"}) == (
+        False, "xiaojun", 70013, "It was issued for identifier 'xiaojun', not 'bob'.", FULL)
+    assert told(sig, identifier="bob") == (
+        False, "xiaojun", 70013, "It was issued for identifier 'xiaojun', not 'bob'.", EXPIRY_ONLY)
+    assert told(sig, **{**full, "key": KEY[::-1]}) == (
+        False, "xiaojun", 70009, "The UserSig's signature does not match: it was signed with "
+        "another secret key (or altered after signing).", FULL)
+    assert told(sig, now=T + 86401, **full) == (
+        False, "xiaojun", 70001, "The UserSig expired 1 s ago (issued at 1700000000, valid for "
+        "86400 s).", FULL)
+    assert told(sig, now=T + 86401) == (False, "xiaojun", 70001, "It expired 1 s ago.", EXPIRY_ONLY)
+    assert told(sig, **full, kicked_at=T) == (
+        False, "xiaojun", 70005, "The UserSig was issued at 1700000000, at or before this "
+        "identifier was kicked at 1700000000: sign a new one.", FULL + ", kick")

@@ -21,6 +21,7 @@ Three homes for the log, one semantics (``acquire(key, rate) -> Decision``):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import sqlite3
@@ -167,13 +168,14 @@ class RedisLimiter:
 
         self.url = url
         self.window = window
-        self._redis: Any = aioredis.from_url(url, socket_timeout=timeout,
-                                             socket_connect_timeout=timeout)
+        # every call to Redis runs under asyncio.timeout(timeout), connecting included: that is
+        # its bound (redis-py's own socket timeouts, 5 s, are only a backstop)
+        self._redis: Any = aioredis.from_url(url)
         self._script = self._redis.register_script(_SLIDING_LOG_LUA)
         self._fallback = fallback or SlidingWindowLimiter(window)
         self._prefix = "timserver:rl:"
         self._member = f"{os.getpid()}-{id(self):x}-"
-        self._counter = 0
+        self._calls = itertools.count()  # numbers the calls of this instance
         self._timeout = timeout
         self._probe_every = probe_every
         self._probe: asyncio.Task[None] | None = None
@@ -185,12 +187,11 @@ class RedisLimiter:
             return UNLIMITED
         if self.degraded:  # the breaker is open: no call waits for Redis
             return await self._fallback.acquire(key, rate)
-        self._counter += 1
         try:
             async with asyncio.timeout(self._timeout):
                 allowed, remaining, wait_us = await self._script(
                     keys=[self._key(key)],
-                    args=[rate, int(self.window * 1_000_000), f"{self._member}{self._counter}"])
+                    args=[rate, int(self.window * 1_000_000), f"{self._member}{next(self._calls)}"])
         except Exception as exc:  # any Redis or network failure: keep serving, locally
             self._degrade(exc.__class__.__name__)
             return await self._fallback.acquire(key, rate)

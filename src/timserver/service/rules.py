@@ -20,14 +20,12 @@ def has_control(text: str) -> bool:
 
 def userid_problem(user_id: str) -> str | None:
     """Why ``user_id`` is not a valid UserID (docs/protocol.md §7.7), or None when it is valid."""
-    if user_id.isascii() and 0 < len(user_id) <= MAX_USERID_BYTES and user_id.isprintable():
-        return None  # the usual UserID, at once (printable ASCII: no control character)
     if not user_id:
         return "it is empty"
     size = len(user_id.encode("utf-8"))
     if size > MAX_USERID_BYTES:
         return f"it is {size} bytes long in UTF-8; at most {MAX_USERID_BYTES} are allowed"
-    if has_control(user_id):
+    if not user_id.isprintable() and has_control(user_id):  # printable text holds none: no search
         return "it contains a control character"
     return None
 
