@@ -192,8 +192,14 @@ class TimServer:
                 "usersig": sig if sig is not None else self.usersig(identifier),
                 "random": str(random.randrange(2**32)), "contenttype": "json"}
 
-    def url(self, command: str, service: str = "im_open_login_svc", **query: str) -> str:
-        """The full URL of a /v4 call, signed as the admin (``query`` overrides parameters)."""
+    def url(self, command: str, service: str | None = None, **query: str) -> str:
+        """The full URL of a /v4 call, signed as the admin (``query`` overrides parameters);
+        the service is the command's own unless given."""
+        from .protocol.commands import BY_NAME
+
+        if service is None:
+            declared = BY_NAME.get(command)
+            service = declared.service if declared is not None else "im_open_login_svc"
         params = {**self.query(), **query}
         return f"{self.base_url}/v4/{service}/{command}?{urlencode(params)}"
 
@@ -271,6 +277,47 @@ class TimServer:
 
     def advance_clock(self, seconds: float) -> dict[str, Any]:
         return self.control("POST", "/_timserver/clock", {"Advance": seconds})
+
+    # --- login state and callbacks (docs/protocol.md §11) --------------------------------------
+    def login(self, user_id: str, platform: str = "Web") -> dict[str, Any]:
+        """Log a simulated device of ``user_id`` in (Online); the endpoint's answer."""
+        return self.control("POST", "/_timserver/login", {"UserID": user_id, "Platform": platform})
+
+    def logout(self, user_id: str, platform: str | None = None) -> dict[str, Any]:
+        """Log one device (every device without ``platform``) out."""
+        body = {"UserID": user_id, **({"Platform": platform} if platform else {})}
+        return self.control("POST", "/_timserver/logout", body)
+
+    def disconnect(self, user_id: str, platform: str | None = None,
+                   reason: str = "LinkClose") -> dict[str, Any]:
+        """Drop a connection: mobile devices become PushOnline, the others Offline."""
+        body = {"UserID": user_id, "Reason": reason, **({"Platform": platform} if platform else {})}
+        return self.control("POST", "/_timserver/disconnect", body)
+
+    def status(self, *user_ids: str) -> dict[str, str]:
+        """Each UserID's login status (Online, PushOnline, Offline), by query_online_status;
+        a UserID that is not imported is left out. Signed like the control helpers: a moved
+        clock does not lock it out."""
+        answer = (self.call("query_online_status", {"To_Account": list(user_ids)},
+                            usersig=self.control_usersig())
+                  if user_ids else {"QueryResult": []})
+        return {item["To_Account"]: item["Status"] for item in answer.get("QueryResult", [])}
+
+    def set_callback(self, url: str, token: str | None = None, *commands: str) -> None:
+        """Send this app's third-party callbacks to ``url`` (``timserver app set-callback``)."""
+        args = ["app", "set-callback", str(self.sdkappid), url]
+        if token:
+            args += ["--token", token]
+        for command in commands:
+            args += ["--command", command]
+        self.cli(*args)
+
+    def clear_callback(self) -> None:
+        self.cli("app", "clear-callback", str(self.sdkappid))
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """The app's latest callback deliveries, newest first (``GET /_timserver/callbacks``)."""
+        return self.control("GET", "/_timserver/callbacks")["Deliveries"]
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``timserver ARGS --db <this server's database>``."""

@@ -117,7 +117,8 @@ class PresenceService:
         return new, replaced
 
     async def logout(self, app: App, user_id: str, platform: object = None) -> list[Device]:
-        """Log out one device, or every device (platform None): the devices logged out."""
+        """Log out one device, or every device (platform None): the devices logged out (those
+        that were not Offline already)."""
         only = check_platform(platform, optional=True)
         before, after = await self._change(
             app, user_id, lambda ds: [d for d in ds if only is not None and d.platform != only])
@@ -180,11 +181,11 @@ class PresenceService:
                       action: str, reason: str) -> list[Device]:
         now = self.clock.now(app.sdkappid)
         remaining = {d.platform for d in after}
-        gone = [d for d in before if d.platform not in remaining]
+        gone = [d for d in before if d.platform not in remaining
+                and device_status(d, now) != "Offline"]  # a device already Offline is not news
         for device in gone:
-            if device_status(device, now) != "Offline":
-                self._emit(app, user_id, _state_body(user_id, now, action, reason),
-                           CALLBACK_PLATFORMS[device.platform])
+            self._emit(app, user_id, _state_body(user_id, now, action, reason),
+                       CALLBACK_PLATFORMS[device.platform])
         return gone
 
     def _emit(self, app: App, user_id: str, body: dict[str, Any], platform: str) -> None:
