@@ -9,6 +9,11 @@ worth of calls end about a window early.
     .venv/bin/python bench/import_100k.py                 # fresh local server, SDK then CLI
     .venv/bin/python bench/import_100k.py --via sdk --accounts 20000
     .venv/bin/python bench/import_100k.py --endpoint http://host:8080 --sdkappid N --key K
+    .venv/bin/python bench/import_100k.py --via cli --repeat 3 --baseline /tmp/old/src
+
+--repeat N runs each variant N times and prints the medians; --baseline SRC also runs the CLI of
+another version of the code (SRC: its ``src`` folder, e.g. ``git archive REV src | tar -x -C
+/tmp/old``) against the same server, alternating with this one, so that both see the same load.
 
 Without --endpoint it starts `timserver serve` on a free loopback port with a SQLite database in
 a temporary folder, and makes a fresh app (default limits) for each run. Timed: reading the CSV
@@ -25,6 +30,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,10 +112,15 @@ async def via_sdk(app: tuple[int, str, str], endpoint: str, csv_path: Path) -> d
             "retries": dict(client.stats.retried)}
 
 
-def via_cli(app: tuple[int, str, str], endpoint: str, csv_path: Path) -> dict[str, Any]:
+def via_cli(app: tuple[int, str, str], endpoint: str, csv_path: Path,
+            source: str | None = None) -> dict[str, Any]:
+    """The whole ``timserver accounts import`` process; ``source``: the ``src`` folder of the
+    code to run (default: this one)."""
     sdkappid, key, admin = app
     env = {**os.environ, "TIMSERVER_ENDPOINT": endpoint, "TIMSERVER_SDKAPPID": str(sdkappid),
            "TIMSERVER_KEY": key, "TIMSERVER_ADMIN": admin}
+    if source is not None:
+        env["PYTHONPATH"] = source
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "timserver", "accounts", "import",
                            str(csv_path), "--no-progress"], env=env, capture_output=True,
@@ -121,7 +132,7 @@ def via_cli(app: tuple[int, str, str], endpoint: str, csv_path: Path) -> dict[st
     n = int(inner.group(1).replace(",", "")) if inner else 0
     return {"accounts": n, "failed": 0, "seconds": seconds,
             "import_seconds": float(inner.group(2)) if inner else None,
-            "summary": done.stderr.strip()}
+            "summary": done.stderr.strip(), "source": source or "this code"}
 
 
 def verdict(rate: float) -> str:
@@ -132,6 +143,8 @@ def verdict(rate: float) -> str:
 def report(name: str, run: dict[str, Any], imported: int) -> dict[str, Any]:
     rate = run["accounts"] / run["seconds"]
     run.update(name=name, rate=rate, share_of_bound=rate / BOUND, imported=imported)
+    if name == "baseline":
+        print(f"baseline ({run['source']}):")
     if name == "sdk":
         print(f"sdk: read the CSV and import {run['accounts']:,} accounts in "
               f"{run['seconds']:.2f} s = {verdict(rate)}")
@@ -157,6 +170,9 @@ def main() -> None:
     parser.add_argument("--key")
     parser.add_argument("--admin", default="administrator")
     parser.add_argument("--json", action="store_true", help="Also print the results as JSON.")
+    parser.add_argument("--repeat", type=int, default=1, help="Runs of each variant (medians).")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="Also run the CLI of the code in SRC (a src folder), alternately.")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="timserver-bench-") as tmp:
@@ -169,17 +185,39 @@ def main() -> None:
             print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
                   f"{args.accounts:,} accounts; endpoint {endpoint}")
             runs = []
-            for name in (["sdk", "cli"] if args.via == "both" else [args.via]):
-                app = ((args.sdkappid, args.key, args.admin) if args.endpoint
-                       else server.new_app())  # type: ignore[union-attr]
-                run = (asyncio.run(via_sdk(app, endpoint, csv_path)) if name == "sdk"
-                       else via_cli(app, endpoint, csv_path))
-                runs.append(report(name, run, asyncio.run(verify(app, endpoint, csv_path))))
+            names = ["sdk", "cli"] if args.via == "both" else [args.via]
+            if args.baseline:
+                names = ["baseline", *names]
+            for _ in range(args.repeat):
+                for name in names:
+                    app = ((args.sdkappid, args.key, args.admin) if args.endpoint
+                           else server.new_app())  # type: ignore[union-attr]
+                    run = (asyncio.run(via_sdk(app, endpoint, csv_path)) if name == "sdk"
+                           else via_cli(app, endpoint, csv_path,
+                                        args.baseline if name == "baseline" else None))
+                    runs.append(report(name, run, asyncio.run(verify(app, endpoint, csv_path))))
         finally:
             if server is not None:
                 server.stop()
+    if args.repeat > 1 or args.baseline:
+        medians(runs)
     if args.json:
         print(json.dumps(runs))
+
+
+def medians(runs: list[dict[str, Any]]) -> None:
+    print("medians:")
+    for name in dict.fromkeys(r["name"] for r in runs):
+        mine = [r for r in runs if r["name"] == name]
+        whole = statistics.median(r["seconds"] for r in mine)
+        accounts = mine[0]["accounts"]
+        each = ", ".join(f"{r['seconds']:.2f}" for r in mine)
+        line = (f"  {name}: whole process {whole:.2f} s = {accounts / whole:,.0f} accounts/s = "
+                f"{accounts / whole / BOUND:.1%} of the bound ({each})")
+        if mine[0].get("import_seconds") is not None:
+            inner = statistics.median(r["import_seconds"] for r in mine)
+            line += f"; the import alone {inner:.1f} s"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import io
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -118,7 +119,7 @@ def iter_accounts(lines: Iterable[bytes], on_bad: OnBad | None = None,
     A ``.csv`` file whose header names no UserID column raises whatever ``on_bad`` is: no line
     of it can be read.
     """
-    return (account for _, account in iter_numbered_accounts(lines, on_bad, name))
+    return map(itemgetter(1), iter_numbered_accounts(lines, on_bad, name))
 
 
 def iter_numbered_accounts(lines: Iterable[bytes], on_bad: OnBad | None = None,
@@ -178,11 +179,22 @@ def _ndjson_problem(line: str) -> str:
 def _csv_stream(header: list[str], source: _Lines) -> Iterator[tuple[int, Account]]:
     user_id = header.index("UserID")
     profile = [(i, name) for i, name in enumerate(header) if name in PROFILE_FIELDS]
+    # The usual header, UserID,Nick,FaceUrl: each account made in one call (the loop below costs
+    # a third of reading a file).
+    usual = header[:3] == ["UserID", "Nick", "FaceUrl"] and len(profile) == 2
     for line in source:
         if '"' in line:  # quoted: the csv module reads the record, over several lines if need be
             row = next(csv.reader(itertools.chain([line], source)), [])
         else:  # no quoting: split here (csv.reader costs about 1 µs a row)
             row = _bare(line).split(",")
+        if usual and len(row) >= 3:
+            if not row[0]:
+                if any(row):
+                    source.bad("no UserID", line)
+                continue  # a blank line (commas only), or one without a UserID
+            yield source.number, Account(UserID=row[0], Nick=row[1] or msgspec.UNSET,
+                                         FaceUrl=row[2] or msgspec.UNSET)
+            continue
         if not any(row):
             continue  # a blank line
         if user_id >= len(row) or not row[user_id]:

@@ -4,13 +4,15 @@ against timserver or Tencent's own endpoint alike.
 FILE is CSV (header ``UserID,Nick,FaceUrl``), NDJSON, or one UserID a line; ``-`` is stdin. It is
 streamed, a batch at a time (a regular file is first counted and checked in a fast pass). Import,
 check and delete keep a small state file (``FILE.import-state``) with the batches finished so far:
-after an interruption, ``--resume`` skips them. Every bad line of a regular file is reported in
-one pass, before anything is sent; ``--skip-invalid`` sends the others and lists the bad lines in
-the failed-accounts file. The first call checks the connection settings: a wrong key, SDKAppID or
-admin stops the run there, with the fix, and leaves no state file. Exit status: 0 every account
-succeeded, 1 some failed (listed with their codes in ``FILE.import-failed.csv``), 2 usage error,
-bad input or refused connection settings (nothing sent), 3 the run stopped before the end (the
-error is printed; rerun with ``--resume``).
+after an interruption, ``--resume`` skips them. The job itself (batches, state file, resume) is
+the SDK's, ``timserver.client.jobs``; this module reads the options and the input, and prints.
+Every bad line of a regular file is reported in one pass, before anything is sent;
+``--skip-invalid`` sends the others and lists the bad lines in the failed-accounts file. The first
+call checks the connection settings: a wrong key, SDKAppID or admin stops the run there, with the
+fix, and leaves no state file. Exit status: 0 every account succeeded, 1 some failed (listed with
+their codes in ``FILE.import-failed.csv``), 2 usage error, bad input or refused connection
+settings (nothing sent), 3 the run stopped before the end (the error is printed; rerun with
+``--resume``).
 """
 
 from __future__ import annotations
@@ -20,33 +22,36 @@ import contextlib
 import csv
 import hashlib
 import io
-import itertools
-import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
-import msgspec
 
-from .. import private
 from ..protocol.commands import BY_NAME
 from ._lazy import LazyGroup
+
+# httpx imports its own command-line tool when the packages it needs are installed (rich,
+# pygments, click are): 50 to 140 ms of every run's start-up, for a tool these commands never
+# run. None in sys.modules makes that one import fail, which httpx expects (it then defines a
+# ``main`` that says its tool is not installed); nothing else of httpx changes.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
     from ..client import AccountResult, ApiError, AsyncClient
+    from ..client.jobs import JobState, Kind
 
 EXIT_FAILED = 1
 EXIT_STOPPED = 3
 MAX_BAD_LINES_SHOWN = 50
-NOT_FOUND = 70107
-STATE_FORMAT = "timserver-accounts-state"
+START_OVER = "remove it, or run without --resume to start over"
 
 
 # --- connection options (flags or TIMSERVER_* variables) --------------------------------------
@@ -104,106 +109,6 @@ def _split(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {n: kwargs.pop(n) for n in names}
 
 
-# --- the state file: which batches are finished ------------------------------------------------
-
-
-class InputChanged(Exception):
-    """On --resume, a finished batch of the input is not what the earlier run read."""
-
-
-def batch_digest(user_ids: Iterable[str]) -> str:
-    """A short fingerprint of a batch's UserIDs, kept in the state to notice a changed input."""
-    return hashlib.blake2b("\n".join(user_ids).encode(), digest_size=8).hexdigest()
-
-
-@dataclass
-class Journal:
-    """An append-only NDJSON file: a header naming the run, then one line per finished batch.
-
-    Each line is written with one ``write`` and flushed, so a killed process loses at most the
-    batches in flight; a torn last line is ignored on resume. In memory only totals are kept (and
-    a few bytes per finished batch), never the accounts: the input may have millions.
-    """
-
-    path: Path | None
-    header: dict[str, Any]
-    done: set[int] = field(default_factory=set)
-    accounts: int = 0  # accounts of the finished batches
-    failed: dict[int, list[list[Any]]] = field(default_factory=dict)  # batch: [UserID, code, info]
-    status: Counter[str] = field(default_factory=Counter)
-    digests: dict[int, str] = field(default_factory=dict)  # of the batches of an earlier run
-    out_end: int | None = None  # check --output: bytes of the output that finished batches wrote
-    _file: Any = None
-
-    @classmethod
-    def open(cls, path: Path | None, header: dict[str, Any], resume: bool) -> Journal:
-        journal = cls(path, header)
-        if path is None:
-            return journal
-        # Owner only (0600): the state names accounts (UserIDs of failed batches).
-        if resume and path.exists():
-            journal._read(path)
-            journal._file = private.open_private(path, "a", encoding="utf-8")
-        else:
-            journal._file = private.open_private(path, "w", encoding="utf-8")
-            journal._write(header)
-        return journal
-
-    def record(self, index: int, results: list[AccountResult], out_end: int | None = None) -> None:
-        entry: dict[str, Any] = {
-            "batch": index, "ok": sum(r.ok for r in results),
-            "failed": [[r.user_id, r.code, r.info] for r in results if not r.ok],
-            "status": Counter(r.status for r in results if r.status),
-            "ids": batch_digest(r.user_id for r in results)}
-        if out_end is not None:
-            entry["out"] = out_end
-        self._add(entry)
-        if self._file is not None:
-            self._write(entry)
-
-    def _add(self, entry: dict[str, Any]) -> None:
-        index = int(entry["batch"])
-        failed = entry["failed"]
-        self.done.add(index)
-        self.accounts += int(entry["ok"]) + len(failed)
-        if failed:
-            self.failed[index] = failed
-        self.status.update(entry["status"])
-        if "out" in entry:
-            self.out_end = max(self.out_end or 0, int(entry["out"]))
-
-    def _read(self, path: Path) -> None:
-        with path.open(encoding="utf-8") as f:
-            try:
-                found = json.loads(f.readline())
-            except ValueError:
-                found = None
-            if found != self.header:
-                raise click.UsageError(
-                    f"{path} was written by another run (a different input, command, batch size "
-                    "or output): remove it, or run without --resume to start over")
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                    if int(entry["batch"]) in self.done:
-                        continue
-                    self._add(entry)
-                    if "ids" in entry:
-                        self.digests[int(entry["batch"])] = entry["ids"]
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn last line: that batch is done again
-
-    def _write(self, entry: dict[str, Any]) -> None:
-        self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        self._file.flush()
-
-    def close(self, complete: bool) -> None:
-        if self._file is not None:
-            self._file.close()
-            if complete and self.path is not None:
-                self.path.unlink(missing_ok=True)
-
-
 # --- the input: streamed -----------------------------------------------------------------------
 
 
@@ -231,18 +136,19 @@ def _scan(file: str) -> tuple[int, str, BadLines]:
     """A first pass over a regular file: its accounts counted (the progress bar's total), every
     line checked (the bad ones are reported, all of them, before anything is sent) and its
     SHA-256 (the state file's). Constant memory: a line at a time."""
-    from ..client import InputError, iter_accounts
+    from ..client import InputError
+    from ..client.files import iter_numbered_accounts
 
     digest = hashlib.sha256()
     bad = BadLines()
-
-    def hashed(lines: Iterable[bytes]) -> Iterator[bytes]:
-        for line in lines:
-            digest.update(line)
-            yield line
+    count = 0
     try:
         with open(file, "rb") as f:
-            count = sum(1 for _ in iter_accounts(hashed(f), on_bad=bad, name=file))
+            while block := f.read(1 << 20):  # hashed apart, in blocks: a tenth of a line's cost
+                digest.update(block)
+            f.seek(0)
+            for count, _ in enumerate(iter_numbered_accounts(f, on_bad=bad, name=file), 1):  # noqa: B007
+                pass
     except OSError as exc:
         raise InputProblem(f"cannot read {file}: {exc.strerror}") from None
     except InputError as exc:  # no line of it can be read (a .csv header without UserID)
@@ -260,25 +166,6 @@ def _refuse_bad_lines(file: str, bad: BadLines) -> None:
              else f"1 line of {file} is not an account: fix it")
     raise InputProblem(f"{lines}, or rerun with --skip-invalid to send the others (the bad lines "
                        "go to the failed-accounts file); nothing was sent")
-
-
-def _items(kind: str, accounts: Iterator[Any], batch_size: int,
-           journal: Journal) -> Iterator[Any]:
-    """The input as the SDK takes it (accounts for import, UserIDs otherwise), a batch at a time;
-    a batch the earlier run finished must hold the same UserIDs (stdin has no SHA-256 up front)."""
-    for index in itertools.count():
-        chunk = list(itertools.islice(accounts, batch_size))
-        if not chunk:
-            return
-        expected = journal.digests.get(index)
-        if expected is not None and batch_digest(a.UserID for a in chunk) != expected:
-            raise InputChanged(f"the input differs from the one of the run that wrote "
-                               f"{journal.path} (batch {index}): remove it, or run without "
-                               "--resume to start over")
-        if kind == "import":
-            yield from chunk
-        else:
-            yield from (a.UserID for a in chunk)
 
 
 CHECK_HEADER = b"UserID,AccountStatus\r\n"
@@ -333,7 +220,41 @@ class CheckOutput:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def _progress(enabled: bool) -> Progress:
+class _NoProgress:
+    """``--no-progress``: what the commands ask of a progress bar, doing nothing (and without
+    importing rich, a tenth of a second of start-up)."""
+
+    is_started = False
+
+    @property
+    def live(self) -> _NoProgress:
+        return self
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def add_task(self, description: str, **fields: Any) -> int:
+        return 0
+
+    def update(self, task: int, **fields: Any) -> None:
+        pass
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def _progress(enabled: bool) -> Progress | _NoProgress:
+    if not enabled:
+        return _NoProgress()
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -353,7 +274,7 @@ def _progress(enabled: bool) -> Progress:
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     RateColumn(), TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), disable=not enabled, transient=False)
+                    console=Console(stderr=True), transient=False)
 
 
 @dataclass
@@ -398,17 +319,18 @@ def settings_fix(exc: ApiError, conn: dict[str, Any]) -> str:
     return f"{str(exc).rstrip('.')}. Fix: {SETTINGS_FIXES[exc.code]} ({where})"
 
 
-def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state: str | None,
+def run_bulk(kind: Kind, file: str, conn: dict[str, Any], *, resume: bool, state: str | None,
              failed_path: str | None, batch_size: int, progress: bool,
              missing_ok: bool = False, output: str | None = None,
              skip_invalid: bool = False) -> None:
-    """import / delete / check FILE: batches, journal, progress bar, summary, failures file.
+    """import / delete / check FILE as a job of the SDK (``timserver.client.jobs``): its input
+    scanned and read, its state file opened, progress bar, summary, failures file.
 
     The input is streamed, never held whole: a regular file is read twice (a fast first pass
     counts and checks its accounts, see ``_scan``), stdin once (no total; a bad line stops the run
     where it is, unless ``skip_invalid``).
     """
-    from ..client import InputError, TimClientError, iter_accounts
+    from ..client import InputError, TimClientError, iter_accounts, jobs
 
     refused = BadLines(keep=None)  # --skip-invalid: every bad line, for the failed-accounts file
     if file != "-":
@@ -417,17 +339,16 @@ def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state:
             _refuse_bad_lines(file, bad)
     else:
         total, digest = None, None
-    header: dict[str, Any] = {"format": STATE_FORMAT, "command": kind, "batch_size": batch_size,
-                              "accounts": total, "input_sha256": digest}
-    if kind == "check":
-        header["output"] = output
+    identity: dict[str, Any] = {"accounts": total, "input_sha256": digest,
+                                "extra": {"output": output} if kind == "check" else None}
     state_path = Path(state) if state else (Path(f"{file}.{kind}-state") if file != "-"
                                             else None)
     if resume and state_path is None:
         raise click.UsageError("--resume needs a state file: give --state PATH (stdin has none "
                                "next to it)")
     client = make_client(conn)
-    journal = Journal(None, header)  # the real one is opened once the settings are checked
+    # In memory until the settings are checked; then the file (an earlier run's is read first).
+    job = jobs.JobState.open(None, kind, batch_size, **identity)
     out: CheckOutput | None = None
     outcome = Outcome(total=total)
     bar = _progress(progress)
@@ -436,34 +357,31 @@ def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state:
 
     def open_files() -> None:
         """The state file, then check's output (an earlier run's state is read first)."""
-        nonlocal journal, out
+        nonlocal job, out
         if state_path is not None and state_path.exists() != resume:
             click.echo(f"{state_path} from an earlier run is replaced (--resume continues it)."
                        if not resume else
                        f"No state file {state_path}: starting from the beginning.", err=True)
         if resume or output is None:
-            journal = _open_journal(state_path, header, resume)
-            out = (CheckOutput(output, bool(journal.done), journal.out_end)
+            job = _open_state(state_path, kind, batch_size, resume, identity)
+            out = (CheckOutput(output, bool(job.done), job.output_end)
                    if output is not None else None)
         else:  # a new run: the output first, so that a bad path leaves no state file behind
             out = CheckOutput(output, False, None)
             try:
-                journal = _open_journal(state_path, header, resume)
+                job = _open_state(state_path, kind, batch_size, resume, identity)
             except click.ClickException:
                 out.close()
                 raise
-        outcome.earlier = journal.accounts
+        outcome.earlier = job.accounts
         bar.update(task, completed=outcome.earlier)
         bar.start()  # only now: a refused first call prints its one line alone
 
-    def on_batch(index: int, results: list[AccountResult]) -> None:
-        if missing_ok:  # the account is gone, which is what delete is for
-            results = [msgspec.structs.replace(r, code=0, info="") if r.code == NOT_FOUND else r
-                       for r in results]
-        out_end = out.write(results) if out is not None else None  # then recorded as finished
-        journal.record(index, results, out_end)
-        outcome.done += len(results)
+    def on_batch(index: int, results: list[AccountResult]) -> int | None:
+        """A batch is finished: its rows written (then the job records it, with how far)."""
+        out_end = out.write(results) if out is not None else None
         bar.advance(task, len(results))
+        return out_end
 
     async def go(source: IO[bytes]) -> None:
         async with client:
@@ -471,10 +389,10 @@ def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state:
             open_files()
             accounts = iter_accounts(source, on_bad=refused if skip_invalid else None,
                                      name=file if file != "-" else None)
-            method: Callable[..., Awaitable[list[AccountResult]]] = getattr(
-                client, f"{kind}_accounts")  # import_accounts, delete_accounts, check_accounts
-            await method(_items(kind, accounts, batch_size, journal), batch_size=batch_size,
-                         skip_batches=journal.done, on_batch=on_batch, collect=False)
+            # import takes the accounts (their profiles too), check and delete their UserIDs
+            items = accounts if kind == "import" else (a.UserID for a in accounts)
+            await jobs.arun(client, kind, items, state=job, missing_ok=missing_ok,
+                            on_batch=on_batch, collect=False)
 
     started = time.monotonic()
     bad_input: Exception | None = None
@@ -485,8 +403,10 @@ def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state:
                 _run(go(source))
             except (TimClientError, KeyboardInterrupt) as exc:  # the run cannot go on
                 outcome.stopped = exc
-            except (InputError, InputChanged) as exc:  # stdin: a bad line, found on the way
+            except InputError as exc:  # stdin: a bad line, found on the way
                 outcome.stopped = bad_input = exc
+            except jobs.InputChanged as exc:  # --resume: a finished batch is not what it was
+                outcome.stopped = bad_input = jobs.InputChanged(f"{exc}: {START_OVER}")
     except OSError as exc:
         raise InputProblem(f"cannot read {file}: {exc.strerror}") from None
     finally:
@@ -495,21 +415,27 @@ def run_bulk(kind: str, file: str, conn: dict[str, Any], *, resume: bool, state:
         if out is not None:
             out.close()
     outcome.seconds = time.monotonic() - started
+    outcome.done = job.accounts - outcome.earlier
     if outcome.stopped is None:
-        outcome.total = journal.accounts
-    journal.close(outcome.stopped is None)
-    _summary(kind, outcome, journal, client, file, failed_path, journal.path, refused.kept)
+        outcome.total = job.accounts
+    job.close(outcome.stopped is None)
+    _summary(kind, outcome, job, client, file, failed_path, refused.kept)
     if bad_input is not None:
         raise InputProblem(f"{file}, {bad_input}" if file != "-" else f"stdin, {bad_input}")
     if outcome.stopped is not None:
         sys.exit(EXIT_STOPPED)
-    if journal.failed or refused.count:
+    if job.failed or refused.count:
         sys.exit(EXIT_FAILED)
 
 
-def _open_journal(path: Path | None, header: dict[str, Any], resume: bool) -> Journal:
+def _open_state(path: Path | None, kind: Kind, batch_size: int, resume: bool,
+                identity: dict[str, Any]) -> JobState:
+    from ..client import jobs
+
     try:
-        return Journal.open(path, header, resume)
+        return jobs.JobState.open(path, kind, batch_size, resume=resume, **identity)
+    except jobs.StateMismatch as exc:
+        raise click.UsageError(f"{exc}: {START_OVER}") from None
     except OSError as exc:
         raise InputProblem(f"cannot write the state file {path}: {exc.strerror}") from None
 
@@ -523,17 +449,16 @@ def _run(coro: Any) -> None:
         uvloop.run(coro)
 
 
-def _summary(kind: str, outcome: Outcome, journal: Journal, client: AsyncClient, file: str,
-             failed_path: str | None, state_path: Path | None,
-             refused: list[tuple[int, str, str]]) -> None:
+def _summary(kind: str, outcome: Outcome, job: JobState, client: AsyncClient, file: str,
+             failed_path: str | None, refused: list[tuple[int, str, str]]) -> None:
     def say(text: str) -> None:
         click.echo(text, err=True)
 
-    failed = [f for i in sorted(journal.failed) for f in journal.failed[i]]
+    failed: list[list[Any]] = [[r.user_id, r.code, r.info] for r in job.failures()]
     # --skip-invalid: the lines that are not accounts, never sent (no ErrorCode)
     failed += [[text, "", f"line {number}: {reason} (not sent)"]
                for number, reason, text in refused]
-    finished = journal.accounts
+    finished = job.accounts
     rate = outcome.done / outcome.seconds if outcome.seconds > 0 else 0.0
     past = f" ({outcome.earlier:,} by an earlier run)" if outcome.earlier else ""
     of = f" of {outcome.total:,}" if outcome.total is not None else ""
@@ -542,8 +467,8 @@ def _summary(kind: str, outcome: Outcome, journal: Journal, client: AsyncClient,
     say(f"  succeeded: {finished - len(failed) + len(refused):,}   failed: {len(failed):,}"
         + (f" ({len(refused):,} lines that are not accounts, skipped)" if refused else ""))
     if kind == "check":
-        say(f"  Imported: {journal.status['Imported']:,}   "
-            f"NotImported: {journal.status['NotImported']:,}")
+        say(f"  Imported: {job.status['Imported']:,}   "
+            f"NotImported: {job.status['NotImported']:,}")
     if client.stats.retries:
         why = ", ".join(f"{reason} ×{n}" for reason, n in client.stats.retried.most_common())
         say(f"  retries: {client.stats.retries} ({why})")
@@ -561,8 +486,8 @@ def _summary(kind: str, outcome: Outcome, journal: Journal, client: AsyncClient,
         reason = ("interrupted" if isinstance(outcome.stopped, KeyboardInterrupt)
                   else f"stopped: {outcome.stopped}")
         say(f"{kind} {reason}")
-        if state_path is not None:
-            say(f"  finished batches are in {state_path}: rerun with --resume to continue")
+        if job.path is not None:
+            say(f"  finished batches are in {job.path}: rerun with --resume to continue")
 
 
 # --- the commands ----------------------------------------------------------------------------

@@ -9,11 +9,13 @@
         results = im.import_accounts(f"user_{n}" for n in range(1000))
 
 One method per REST command (from the command table, protocol/commands.py), bulk helpers in
-batches of 100, UserSigs signed and renewed, pacing to each command's rate limit, retries with
-backoff on the retryable codes. See docs/client.md.
+batches of 100, bulk jobs that resume after an interruption (``jobs.run``), UserSigs signed and
+renewed, pacing to each command's rate limit, retries with backoff on the retryable codes. See
+docs/client.md.
 """
 
 from ..protocol.errors import RETRYABLE_CODES
+from . import jobs
 from ._base import Stats
 from ._exceptions import ApiError, NetworkError, TimClientError
 from ._pacing import Pacer
@@ -28,6 +30,6 @@ from .sync import Client
 __all__ = [
     "NO_RETRY", "REGIONS", "RETRYABLE_CODES", "Account", "AccountResult", "ApiError",
     "AsyncClient", "Client", "InputError", "NetworkError", "Pacer", "Region", "Retry", "Signer",
-    "Stats", "TimClientError", "base_url", "iter_accounts", "open_accounts", "parse_accounts",
-    "read_accounts",
+    "Stats", "TimClientError", "base_url", "iter_accounts", "jobs", "open_accounts",
+    "parse_accounts", "read_accounts",
 ]

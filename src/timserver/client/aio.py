@@ -94,24 +94,29 @@ class AsyncClient(Commands, BaseClient):
                     batch_size: int | None = None, concurrency: int | None = None,
                     skip_batches: Collection[int] = (), on_batch: bulk.OnBatch | None = None,
                     collect: bool = True) -> list[bulk.AccountResult]:
-        size = bulk.check_size(op, batch_size)
-        todo, count = bulk.numbered_batches(op, items, size)
+        todo, count = bulk.numbered_batches(op, items, bulk.check_size(op, batch_size),
+                                            skip_batches)
+        return await self._run_batches(op, todo, count, concurrency=concurrency,
+                                       on_batch=on_batch, collect=collect)
+
+    async def _run_batches(self, op: bulk.Operation[Any], todo: bulk.Batches, count: int | None,
+                           *, concurrency: int | None = None,
+                           on_batch: bulk.OnBatch | None = None,
+                           collect: bool = True) -> list[bulk.AccountResult]:
+        """Send the batches of ``todo`` (from ``bulk.numbered_batches``; ``count`` of them when
+        known), ``concurrency`` at once, each through ``op``'s plan (also ``jobs.arun``'s engine)."""
         done: dict[int, list[bulk.AccountResult]] = {}
 
         async def worker() -> None:
             for index, chunk in todo:  # tasks share the iterator: each batch is taken once
-                if index in skip_batches:
-                    continue
                 results = await self._drive(op.plan(chunk))
                 if collect:
                     done[index] = results
                 if on_batch is not None:
                     on_batch(index, results)
 
-        workers = concurrency or self.concurrency
-        if count is not None:
-            workers = min(workers, count - len(set(skip_batches) & set(range(count))))
-        tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+        tasks = [asyncio.create_task(worker())
+                 for _ in range(bulk.workers(concurrency or self.concurrency, count))]
         try:
             await asyncio.gather(*tasks)
         except BaseException:

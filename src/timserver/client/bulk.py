@@ -10,7 +10,7 @@ after all retries) stops the run and is raised: finished batches were reported t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -189,27 +189,41 @@ def batches(items: Sequence[ItemT], size: int) -> list[Sequence[ItemT]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def numbered_batches(op: Operation[Any], items: Iterable[Any],
-                     size: int) -> tuple[Iterator[tuple[int, Sequence[Any]]], int | None]:
-    """(index, batch) pairs, and how many batches there are when that is known.
+#: ``(index, batch)`` pairs: the batches a run sends, numbered from 0 in input order.
+Batches = Iterator[tuple[int, Sequence[Any]]]
+
+
+def numbered_batches(op: Operation[Any], items: Iterable[Any], size: int,
+                     skip: Collection[int] = ()) -> tuple[Batches, int | None]:
+    """The one place the input is split: (index, batch) pairs, without the ``skip`` ones, and
+    how many pairs there are when that is known.
 
     A list or tuple is checked whole before anything is sent (a bad item raises at once); any
     other iterable (a generator, a file being read) is consumed a batch at a time, as the batches
-    are sent: memory stays at ``concurrency`` batches however long the input.
+    are sent: memory stays at ``concurrency`` batches however long the input. A skipped batch is
+    read (and checked) all the same: the batches after it keep their numbers.
     """
     if isinstance(items, (list, tuple)):
         prepared = op.prepare(items)
-        chunks = batches(prepared, size)
-        return iter(enumerate(chunks)), len(chunks)
+        todo = [(index, chunk) for index, chunk in enumerate(batches(prepared, size))
+                if index not in skip]
+        return iter(todo), len(todo)
 
-    def lazily() -> Iterator[tuple[int, Sequence[Any]]]:
+    def lazily() -> Batches:
         source = iter(items)
         for index in itertools.count():
             chunk = list(itertools.islice(source, size))
             if not chunk:
                 return
-            yield index, op.prepare(chunk)
+            prepared = op.prepare(chunk)
+            if index not in skip:
+                yield index, prepared
     return lazily(), None
+
+
+def workers(concurrency: int, count: int | None) -> int:
+    """Threads or tasks to run ``count`` batches (``None``: not known) ``concurrency`` at once."""
+    return concurrency if count is None else min(concurrency, count)
 
 
 def check_size(op: Operation[Any], batch_size: int | None) -> int:

@@ -96,8 +96,16 @@ class Client(Commands, BaseClient):
               concurrency: int | None = None, skip_batches: Collection[int] = (),
               on_batch: bulk.OnBatch | None = None,
               collect: bool = True) -> list[bulk.AccountResult]:
-        size = bulk.check_size(op, batch_size)
-        todo, count = bulk.numbered_batches(op, items, size)
+        todo, count = bulk.numbered_batches(op, items, bulk.check_size(op, batch_size),
+                                            skip_batches)
+        return self._run_batches(op, todo, count, concurrency=concurrency, on_batch=on_batch,
+                                 collect=collect)
+
+    def _run_batches(self, op: bulk.Operation[Any], todo: bulk.Batches, count: int | None, *,
+                     concurrency: int | None = None, on_batch: bulk.OnBatch | None = None,
+                     collect: bool = True) -> list[bulk.AccountResult]:
+        """Send the batches of ``todo`` (from ``bulk.numbered_batches``; ``count`` of them when
+        known), ``concurrency`` at once, each through ``op``'s plan (also ``jobs.run``'s engine)."""
         done: dict[int, list[bulk.AccountResult]] = {}
         lock = threading.Lock()
         stop = threading.Event()
@@ -110,8 +118,6 @@ class Client(Commands, BaseClient):
                         index, chunk = next(todo, (None, None))
                     if index is None:
                         return
-                    if index in skip_batches:
-                        continue
                     results = self._drive(op.plan(chunk))
                     with lock:  # on_batch is never called by two threads at once
                         if collect:
@@ -122,11 +128,8 @@ class Client(Commands, BaseClient):
                 errors.append(exc)
                 stop.set()
 
-        workers = concurrency or self.concurrency
-        if count is not None:
-            workers = min(workers, count - len(set(skip_batches) & set(range(count))))
         threads = [threading.Thread(target=worker, name=f"timserver-bulk-{n}", daemon=True)
-                   for n in range(workers)]
+                   for n in range(bulk.workers(concurrency or self.concurrency, count))]
         for t in threads:
             t.start()
         try:
