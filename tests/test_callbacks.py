@@ -47,6 +47,8 @@ class Receiver:
                     status = 500
                 elif receiver.mode == "text":
                     answer = b"fine, thanks"
+                elif receiver.mode == "huge":
+                    answer = b"x" * (8 * 1024 * 1024)
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -121,7 +123,8 @@ def _admin_query(api: Api) -> dict[str, str]:
     return query(api.app, random=None, contenttype=None)
 
 
-@pytest.mark.parametrize(("mode", "error"), [("500", "HTTP 500"), ("text", "not JSON")])
+@pytest.mark.parametrize(("mode", "error"), [("500", "HTTP 500"), ("text", "not JSON"),
+                                             ("huge", "longer than 64 KiB")])
 async def test_a_receiver_that_refuses_is_a_failed_delivery(server_app, client,
                                                             receiver: Receiver, mode: str,
                                                             error: str) -> None:
@@ -137,6 +140,7 @@ async def test_a_receiver_that_refuses_is_a_failed_delivery(server_app, client,
     assert got["body"]["Operator_Account"] == api.app.admins[0]
     (delivery,) = server_app.state.callbacks.deliveries(api.app.sdkappid)
     assert delivery.Outcome == "failed" and error in delivery.Error, delivery
+    assert len(delivery.Answer) <= 2000  # what is kept of an answer, whatever its size
 
 
 async def test_a_hanging_receiver_is_given_up_and_delays_no_answer(receiver: Receiver) -> None:

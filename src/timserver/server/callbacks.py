@@ -47,6 +47,7 @@ SHARDS = 8
 QUEUE_LIMIT = 10_000  # events waiting, all shards together
 KEPT = 200  # deliveries kept per app
 MAX_ANSWER_CHARS = 2000  # of a receiver's answer, kept
+MAX_ANSWER_BYTES = 64 * 1024  # of a receiver's answer, read
 
 DELIVERIES = Counter("timserver_callbacks_total",
                      "Third-party callbacks, by command and outcome (delivered, failed, dropped).",
@@ -184,17 +185,19 @@ class CallbackSender(Plugin):
         url = with_query(callback.url, callback_query(sdkappid, event, callback, request_time))
         started = time.perf_counter()
         try:
-            answer = await self._client.post(
-                url, content=delivery.Body.encode(),
-                headers={"Content-Type": "application/json; charset=utf-8"})
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self.timeout):  # the whole exchange, body included
+                async with self._client.stream(
+                        "POST", url, content=delivery.Body.encode(),
+                        headers={"Content-Type": "application/json; charset=utf-8"}) as answer:
+                    body = await _read_some(answer, MAX_ANSWER_BYTES)
+        except (httpx.TimeoutException, TimeoutError):
             delivery.Error = f"no answer within {self.timeout:g} s"
         except httpx.HTTPError as exc:
             delivery.Error = f"{type(exc).__name__}: {exc}"[:200]
         else:
             delivery.Status = answer.status_code
-            delivery.Answer = answer.text[:MAX_ANSWER_CHARS]
-            delivery.Error = _answer_problem(answer)
+            delivery.Answer = body.decode("utf-8", "replace")[:MAX_ANSWER_CHARS]
+            delivery.Error = _answer_problem(answer.status_code, body)
         delivery.LatencyMs = round((time.perf_counter() - started) * 1000, 3)
         delivery.Outcome = "failed" if delivery.Error else "delivered"
         DELIVERIES.labels(event.command, delivery.Outcome).inc()
@@ -236,12 +239,25 @@ def _config(callback: Callback | None) -> dict[str, Any] | None:
             "Commands": list(callback.commands)}
 
 
-def _answer_problem(answer: httpx.Response) -> str:
+async def _read_some(answer: httpx.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of an answer's body: a receiver cannot make the server hold
+    more than that (the rest is not read; the connection is then closed, not reused)."""
+    chunks, size = [], 0
+    async for chunk in answer.aiter_bytes():
+        chunks.append(chunk[:limit - size])
+        size += len(chunks[-1])
+        if size >= limit:
+            break
+    return b"".join(chunks)
+
+
+def _answer_problem(status: int, body: bytes) -> str:
     """Why an answer is a failed delivery ("" when it is not)."""
-    if answer.status_code != 200:
-        return f"HTTP {answer.status_code}"
+    if status != 200:
+        return f"HTTP {status}"
     try:
-        json.loads(answer.content)
+        json.loads(body)
     except ValueError:
-        return "the answer is not JSON"
+        return "the answer is not JSON" + (" (or longer than 64 KiB)"
+                                            if len(body) >= MAX_ANSWER_BYTES else "")
     return ""
