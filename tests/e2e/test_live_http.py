@@ -153,8 +153,9 @@ def test_slow_and_broken_clients_get_answers_not_hangs(env) -> None:
 
 
 def test_workers_share_the_rate_limit(live_db: str) -> None:
+    limit = 10  # far below what 6 clients send even on a loaded machine (~30 calls/s)
     app = create_app(live_db, "--sdkappid", "1400000126")
-    cli("app", "set-limit", "1400000126", "account_check", "30", db=live_db)
+    cli("app", "set-limit", "1400000126", "account_check", str(limit), db=live_db)
     server = LiveServer(live_db, "--workers", "2")
     body = b'{"CheckItem":[{"UserID":"administrator"}]}'
     target = url(server, app)
@@ -162,9 +163,15 @@ def test_workers_share_the_rate_limit(live_db: str) -> None:
     refused = 0
     lock = threading.Lock()
 
+    def enough() -> bool:  # the limit reached and passed: however slow the machine
+        with lock:
+            return refused > 0 and len(accepted) >= limit
+
     def worker() -> None:  # new connections spread over both worker processes
         nonlocal refused
-        for _ in range(15):
+        for _ in range(80):  # bounded: 6 × 80 calls at the most
+            if enough():
+                return
             code = httpx.post(target, content=body, headers={"Connection": "close"},
                               timeout=30).json()["ErrorCode"]  # a worker may still be starting
             with lock:
@@ -181,7 +188,7 @@ def test_workers_share_the_rate_limit(live_db: str) -> None:
             t.join()
     finally:
         server.stop()
-    assert refused > 0 and len(accepted) >= 30
+    assert refused > 0 and len(accepted) >= limit
     accepted.sort()
     for i, t in enumerate(accepted):  # with 50 ms of slack for client-side jitter
-        assert sum(1 for u in accepted[: i + 1] if u > t - 0.95) <= 30
+        assert sum(1 for u in accepted[: i + 1] if u > t - 0.95) <= limit
