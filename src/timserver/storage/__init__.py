@@ -1,11 +1,14 @@
 """Storage backends behind one interface (``base.Storage``), chosen by database URL.
 
-Every choice made by URL is made here, once (``_backend``): the storage (``make_storage``) and
-its snapshots (``snapshots_for``). Each backend is a package: ``engine.py`` (how it talks to its
-database), ``store.py`` (what it stores: the queries), ``snapshots.py``.
+Every choice made by URL is made here, once (``_backend``): the storage (``make_storage``), its
+snapshots (``snapshots_for``), whether it exists (``exists``). Each backend is a package:
+``engine.py`` (how it talks to its database), ``store.py`` (what it stores: the queries),
+``snapshots.py``.
 """
 
 from __future__ import annotations
+
+import os
 
 from .base import (
     Account,
@@ -30,7 +33,7 @@ from .snapshots import SnapshotError, SnapshotInfo, Snapshots
 __all__ = ["Account", "AccountStore", "AccountWrite", "App", "AppExists", "AppStore", "Callback",
            "Capabilities", "Database", "Device", "EmulatorStore", "FaultRecord", "LoginStore",
            "PortableStore", "SnapshotError", "SnapshotInfo", "Snapshots", "Storage",
-           "StorageError", "make_storage", "snapshots_for"]
+           "StorageError", "exists", "make_storage", "snapshots_for"]
 
 _URLS = "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
 
@@ -56,6 +59,14 @@ def make_storage(url: str) -> Storage:
 
         return PostgresStorage(url)
     raise ValueError(f"unsupported database URL {url!r}: use {_URLS}")
+
+
+def exists(url: str) -> bool:
+    """Whether the database at ``url`` may hold anything, without creating or opening it: False
+    only for a SQLite file that is not there (a server's database is assumed to exist)."""
+    if _backend(url) == "sqlite":
+        return os.path.exists(url[len("sqlite:///"):])
+    return True
 
 
 def snapshots_for(url: str) -> Snapshots:
