@@ -8,7 +8,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from timserver.storage.sqlite import SQLiteStorage, _CommitWatch
+from timserver.storage.sqlite import SQLiteStorage
+from timserver.storage.sqlite.engine import CommitWatch
 
 
 def test_epoch_moves_on_every_foreign_commit_and_only_then(tmp_path: Path) -> None:
@@ -18,8 +19,8 @@ def test_epoch_moves_on_every_foreign_commit_and_only_then(tmp_path: Path) -> No
         storage = SQLiteStorage(f"sqlite:///{path}")
         await storage.open()
         try:
-            watch = storage._watch
-            assert isinstance(watch, _CommitWatch)
+            watch = storage.engine.watch
+            assert isinstance(watch, CommitWatch)
             assert watch._map is not None  # read from a shared mapping, not a system call
             other = sqlite3.connect(path, isolation_level=None)
             try:
@@ -41,7 +42,7 @@ def test_epoch_moves_on_every_foreign_commit_and_only_then(tmp_path: Path) -> No
 
 
 def test_without_a_shm_file_every_ask_is_a_change(tmp_path: Path) -> None:
-    watch = _CommitWatch(str(tmp_path / "absent.db"))
+    watch = CommitWatch(str(tmp_path / "absent.db"))
     assert watch._map is None
     assert watch.epoch() != watch.epoch()
     watch.close()

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from timserver.deadline import runs_inline, within
+from timserver.deadline import within
+from timserver.storage.base import Capabilities
 from timserver.storage.postgres import PostgresStorage
 from timserver.storage.sqlite import SQLiteStorage
 
@@ -34,9 +35,9 @@ async def test_without_eager_the_work_is_a_task_of_its_own() -> None:
 
 
 def test_both_storages_run_inline_and_nothing_else_is_assumed_to() -> None:
-    assert runs_inline(SQLiteStorage("sqlite:///x.db")) is True
-    assert runs_inline(PostgresStorage("postgresql://u@h/db")) is True
-    assert runs_inline(object()) is False
+    assert SQLiteStorage("sqlite:///x.db").capabilities.runs_inline is True
+    assert PostgresStorage("postgresql://u@h/db").capabilities.runs_inline is True
+    assert Capabilities().runs_inline is False
 
 
 @pytest.fixture

@@ -17,11 +17,6 @@ log = logging.getLogger("timserver.deadline")
 T = TypeVar("T")
 
 
-def runs_inline(storage: Any) -> bool:
-    """Whether ``within(..., eager=True)`` is safe for work on ``storage`` (``Storage.runs_inline``)."""
-    return getattr(storage, "runs_inline", False) is True
-
-
 async def within(seconds: float, work: Coroutine[Any, Any, T], *, eager: bool = False) -> T:
     """``work``'s result, or TimeoutError after ``seconds``, whatever ``work`` is doing then.
 
@@ -35,7 +30,7 @@ async def within(seconds: float, work: Coroutine[Any, Any, T], *, eager: bool = 
     never waits (an inline SQLite read) costs no task and no turns of the event loop, and could
     not have been interrupted anyway. Only for work that uses nothing bound to the current task
     before its first wait (``asyncio.timeout``, which a database driver may enter, is): that
-    part runs in the caller's task, the rest in another. ``Storage.runs_inline`` says so.
+    part runs in the caller's task, the rest in another. ``storage.capabilities.runs_inline`` says so.
     """
     if eager:
         try:

@@ -26,7 +26,7 @@ from reliability_support import (
 )
 
 from timserver.server.asgi import Settings
-from timserver.storage.sqlite import WRITE_PROBE_AFTER
+from timserver.storage.sqlite.engine import WRITE_PROBE_AFTER
 from timserver.wiring import make_app
 
 A = 1400007191
@@ -53,7 +53,7 @@ async def test_readiness_follows_the_last_write_in_process(tmp_path: Path) -> No
             assert await imported("ok") == 0
             assert (await client.get("/readyz")).status_code == 200
             # The write connection may not grow the database any more: SQLITE_FULL.
-            writer = storage._writer  # (not counted as a write of the server's own)
+            writer = storage.engine.writer  # (not counted as a write of the server's own)
             pages = await writer.submit(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
             await writer.submit(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
             codes = [await imported(f"full{i}") for i in range(5)]

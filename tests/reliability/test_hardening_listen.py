@@ -24,7 +24,7 @@ from reliability_support import Server, create_apps, log_defects, record, v4_que
 from support import own_postgres_database
 
 from timserver.storage import make_storage
-from timserver.storage.postgres import HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT, STALE_AFTER
+from timserver.storage.postgres.engine import HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT, STALE_AFTER
 
 A = 1400007161
 NEW_KEY = "ab" * 32

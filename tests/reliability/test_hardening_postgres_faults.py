@@ -100,7 +100,7 @@ def test_every_postgres_connection_has_tcp_keepalive() -> None:
         storage = PostgresStorage(db)
         await storage.open()
         try:
-            ports = await storage._run(lambda c: c.fetch(
+            ports = await storage.engine.run(lambda c: c.fetch(
                 "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() "
                 "AND client_port > 0"))
             return {row["client_port"]: _timer_of(row["client_port"]) for row in ports}

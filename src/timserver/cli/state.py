@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import click
 
-from ..emulator import snapshots, state
+from ..emulator import state
 from ..emulator.faults import FaultSpec
 from ..emulator.seed import SeedError, SeedResult, read_seed, seed_app
-from ..storage import AccountWrite, App, Storage
+from ..storage import AccountWrite, App, SnapshotError, Snapshots, Storage, snapshots_for
 from ._common import db_option, with_storage
 
 
@@ -92,32 +92,24 @@ def snapshot() -> None:
     """Named snapshots of the data (apps, accounts, kicks) of the database (SQLite or PostgreSQL)."""
 
 
-def _on_postgres(db: str) -> bool:
-    return db.startswith(("postgresql://", "postgres://"))
-
-
-def _snapshots(db: str):  # type: ignore[no-untyped-def]
-    """The snapshots of the database's kind: files next to SQLite, schemas inside PostgreSQL."""
-    if _on_postgres(db):
-        from ..emulator import snapshots_pg  # asyncpg: imported only when needed
-
-        return snapshots_pg
-    return snapshots
-
-
 def _snapshot_call(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     try:
         return fn(*args, **kwargs)
-    except snapshots.SnapshotError as exc:
+    except SnapshotError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _checked(db: str, name: str) -> None:
-    """A SQLite URL (or a PostgreSQL one) and a good name, before the database is opened."""
-    if _on_postgres(db):
-        _snapshot_call(_snapshots(db).check_name, name)
-    else:
-        _snapshot_call(snapshots.folder, db)
+def _snapshots(db: str) -> Snapshots:
+    """The snapshots of the database's kind: files next to SQLite, schemas inside PostgreSQL."""
+    return _snapshot_call(snapshots_for, db)  # type: ignore[no-any-return]
+
+
+def _checked(db: str, name: str) -> Snapshots:
+    """The database's snapshots, once its URL and the name are known good (before the database
+    is opened)."""
+    found = _snapshots(db)
+    _snapshot_call(found.check, name)
+    return found
 
 
 def _migrated(db: str) -> None:
@@ -133,9 +125,9 @@ def _migrated(db: str) -> None:
 @db_option
 def save(name: str, force: bool, db: str) -> None:
     """Save the database as snapshot NAME (safe while a server runs)."""
-    _checked(db, name)
+    found = _checked(db, name)
     _migrated(db)
-    info = _snapshot_call(_snapshots(db).save, db, name, overwrite=force)
+    info = _snapshot_call(found.save, name, overwrite=force)
     click.echo(f"Saved snapshot {name!r}: {info.apps} apps, {info.accounts} accounts "
                f"({info.path}).")
 
@@ -146,9 +138,9 @@ def save(name: str, force: bool, db: str) -> None:
 def restore(name: str, db: str) -> None:
     """Restore the apps, accounts and kicks of snapshot NAME (safe while a server runs;
     fault rules and the clock stay as they are)."""
-    _checked(db, name)
+    found = _checked(db, name)
     _migrated(db)
-    info = _snapshot_call(_snapshots(db).restore, db, name)
+    info = _snapshot_call(found.restore, name)
     click.echo(f"Restored snapshot {name!r}: {info.apps} apps, {info.accounts} accounts.")
 
 
@@ -156,7 +148,7 @@ def restore(name: str, db: str) -> None:
 @db_option
 def list_(db: str) -> None:
     """List the snapshots of the database."""
-    found = _snapshot_call(_snapshots(db).list_snapshots, db)
+    found = _snapshot_call(_snapshots(db).list_snapshots)
     for info in found:
         when = dt.datetime.fromtimestamp(info.created).astimezone().strftime("%Y-%m-%d %H:%M:%S")
         counts = ("unreadable" if info.apps is None
@@ -171,7 +163,7 @@ def list_(db: str) -> None:
 @db_option
 def delete(name: str, db: str) -> None:
     """Delete snapshot NAME."""
-    _snapshot_call(_snapshots(db).delete, db, name)
+    _snapshot_call(_snapshots(db).delete, name)
     click.echo(f"Deleted snapshot {name!r}.")
 
 

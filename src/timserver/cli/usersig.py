@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 
 import click
@@ -12,6 +11,7 @@ from .. import usersig as sigs
 from ..protocol.errors import CATALOGUE
 from ..service import apps as app_rules
 from ..storage import Storage
+from ..storage import exists as storage_exists
 from ._common import db_option, with_storage
 
 
@@ -33,7 +33,7 @@ def app_clock(db: str, sdkappid: int) -> float:
     """Offset from the wall clock of app ``sdkappid``'s time on the emulator of ``db`` (the
     server-wide offset plus the app's own, as the server judges its calls); 0 when the database
     does not exist (nothing is created for it)."""
-    if db.startswith("sqlite:///") and not os.path.exists(db[len("sqlite:///"):]):
+    if not storage_exists(db):
         return 0.0
 
     async def offsets(storage: Storage) -> float:

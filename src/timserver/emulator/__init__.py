@@ -9,8 +9,8 @@ A plugin of the request pipeline: it imports ``server/hooks.py`` and nothing els
                    app) refreshed from storage;
 * ``control.py``   the admin-authenticated endpoints under ``/_timserver/``;
 * ``seed.py``      ``serve --seed``: an account file (``accountfiles.py``) checked and imported;
-* ``snapshots.py`` named snapshots of a SQLite database;
-* ``snapshots_pg.py`` the same for PostgreSQL (a schema per snapshot).
+
+Snapshots (``timserver snapshot``) are the storage's: ``timserver.storage.snapshots_for(url)``.
 
 Everything the emulator changes lives in the database, so the CLI, a running server and all of
 its worker processes see the same rules and the same clock.

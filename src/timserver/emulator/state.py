@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..deadline import runs_inline, within
+from ..deadline import within
 from ..protocol.commands import BY_NAME
 from ..server.hooks import BadInput
 from ..service.clock import Clock
@@ -227,7 +227,7 @@ class Emulator:
         self.offset = 0.0  # the stored server-wide offset
         self.app_offsets: dict[int, float] = {}  # each app's own offset, where it has one
         self._version: int | None = None
-        self._inline = runs_inline(storage)
+        self._inline = storage.capabilities.runs_inline
         self._rules: dict[int, list[FaultRule]] = {}
         self._retry_at = 0.0
 

@@ -131,7 +131,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
                             status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
-        body, content_type = observability.render(storage)
+        body, content_type = observability.render(storage.capabilities.pool_stats)
         return Response(body, headers={"Content-Type": content_type})
 
     @contextlib.asynccontextmanager
@@ -235,12 +235,9 @@ def configure_logging(settings: Settings) -> None:
 
 async def _storage_health(storage: Storage) -> dict[str, bool]:
     """The storage's own checks (``writes``, ``listener``), when it has any."""
-    health = getattr(storage, "health", None)
-    if health is None:
-        return {}
     try:
         async with asyncio.timeout(2):
-            return dict(await health())
+            return dict(await storage.capabilities.health())
     except Exception:
         return {}  # the database check says what is wrong
 

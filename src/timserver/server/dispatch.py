@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from .. import usersig
-from ..deadline import Started, runs_inline, within
+from ..deadline import Started, within
 from ..protocol import messages
 from ..protocol.commands import BY_NAME, BY_PATH, COMMANDS, MAX_UINT32, Command
 from ..protocol.errors import TimError
@@ -96,7 +96,7 @@ class Dispatcher:
             cmd.name: getattr(serving[cmd.service], cmd.handler) for cmd in COMMANDS}
         self.limiter = limiter or SlidingWindowLimiter()
         self.deadline = deadline
-        self.eager = runs_inline(storage)
+        self.eager = storage.capabilities.runs_inline
         self._verified: dict[tuple[str, int, str, str], usersig.SigDocument] = {}
         self.body_timeout = body_timeout
         self.before: tuple[Before, ...] = tuple(

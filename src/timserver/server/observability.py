@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -124,12 +125,12 @@ def set_limiter_fallback(active: bool) -> None:
     LIMITER_FALLBACK.set(1 if active else 0)
 
 
-def render(storage: Any) -> tuple[bytes, str]:
-    """The metrics text, after refreshing the gauges this process can read now."""
+def render(pool_stats: Callable[[], tuple[int, int]] | None = None) -> tuple[bytes, str]:
+    """The metrics text, after refreshing the gauges this process can read now (``pool_stats``:
+    the storage's, when it has a connection pool)."""
     _tally.flush()
-    pool = getattr(storage, "pool_stats", None)
-    if pool is not None:
-        size, idle = pool()
+    if pool_stats is not None:
+        size, idle = pool_stats()
         POOL_SIZE.labels("in_use").set(size - idle)
         POOL_SIZE.labels("idle").set(idle)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

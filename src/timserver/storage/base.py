@@ -2,14 +2,17 @@
 
 Storage knows apps, accounts and kicks; it knows nothing of HTTP or Tencent's error codes.
 Each write method is one atomic transaction that is durable when its coroutine returns.
-Implementations: ``sqlite.py`` (the embedded default); PostgreSQL fills the same interface.
+The interface is split into the roles its callers need (``AppStore``, ``AccountStore``,
+``LoginStore``, ``EmulatorStore``, ``PortableStore``, with ``Database`` for the life cycle);
+``Storage`` is their union, and ``Capabilities`` says what a backend offers beyond them.
+Implementations: ``sqlite/`` (the embedded default) and ``postgres/``, each an engine (how)
+and a store (what: the queries).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -101,21 +104,44 @@ class FaultRecord:
     created_at: float
 
 
-class Storage(Protocol):
+async def _no_health() -> Mapping[str, bool]:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend offers beyond the roles; each has a default, meaning "not offered"."""
+
+    #: True when no method uses anything bound to the calling task (``asyncio.timeout``, task
+    #: groups) before it first waits: then callers may start its work inline instead of in a
+    #: task of its own (``server.dispatch.within(..., eager=True)``).
+    runs_inline: bool = False
+    #: What /readyz reports beyond ``ping`` (``{"writes": ...}``, ``{"listener": ...}``).
+    health: Callable[[], Awaitable[Mapping[str, bool]]] = _no_health
+    #: (connections, idle connections) of a connection pool, for the metrics.
+    pool_stats: Callable[[], tuple[int, int]] | None = None
+
+
+# --- the roles: what each kind of caller needs -------------------------------------------------
+
+
+class Database(Protocol):
+    """A database's life cycle, whatever it stores."""
+
     url: str
-    #: Optional, True when no method uses anything bound to the calling task (``asyncio.timeout``,
-    #: task groups) before it first waits: then callers may start its work inline instead of in
-    #: a task of its own (``server.dispatch.within(..., eager=True)``). Absent means False.
-    runs_inline: bool
+    capabilities: Capabilities
 
     async def open(self) -> None:
         """Connect and apply pending schema migrations."""
 
     async def close(self) -> None: ...
 
-    # --- apps ---------------------------------------------------------------------------------
     async def ping(self) -> None:
         """A round trip to the database; raises StorageError when it does not answer."""
+
+
+class AppStore(Protocol):
+    """Apps and their configuration (the service's app cache, the admin CLI, the console)."""
 
     async def apps_version(self) -> int:
         """A number that changes whenever any app's record changes (for caches)."""
@@ -134,7 +160,10 @@ class Storage(Protocol):
                          clear_callback: bool = False) -> App | None:
         """Change an app; returns the new record, or None when there is no such app."""
 
-    # --- accounts -----------------------------------------------------------------------------
+
+class AccountStore(Protocol):
+    """Accounts and kicks (account management, the request pipeline's kick check)."""
+
     async def import_accounts(self, sdkappid: int, items: Sequence[AccountWrite],
                               max_accounts: int | None) -> list[bool]:
         """Create or update accounts, in order, in one transaction.
@@ -166,9 +195,6 @@ class Storage(Protocol):
         item, whether it existed. With ``banned_until``, each deleted UserID may not be
         imported again before that time (``banned``)."""
 
-    async def banned(self, sdkappid: int, user_ids: Sequence[str], now: float) -> dict[str, float]:
-        """Which of ``user_ids`` may not be imported before a later time, and that time."""
-
     async def kick(self, sdkappid: int, user_id: str, at: int) -> bool:
         """Record a kick at ``at`` (Unix seconds); False when the account does not exist."""
 
@@ -180,6 +206,14 @@ class Storage(Protocol):
     async def count_accounts(self, sdkappid: int) -> int:
         """Non-admin accounts of the app."""
 
+    async def list_accounts(self, sdkappid: int, *, prefix: str = "", after: str = "",
+                            limit: int = 100) -> list[Account]:
+        """Accounts in UserID order, starting after ``after``, whose UserID starts with prefix."""
+
+
+class LoginStore(Protocol):
+    """Simulated login state (docs/protocol.md §11.2): devices, profiles, deletion bans."""
+
     async def profiles(self, sdkappid: int,
                        user_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
         """(nick, face_url) of those of ``user_ids`` that are accounts of the app."""
@@ -188,7 +222,9 @@ class Storage(Protocol):
                           face_url: str | None) -> bool:
         """Set an existing account's profile fields (None keeps one); False: no such account."""
 
-    # --- login state (docs/protocol.md §11.2) --------------------------------------------------
+    async def banned(self, sdkappid: int, user_ids: Sequence[str], now: float) -> dict[str, float]:
+        """Which of ``user_ids`` may not be imported before a later time, and that time."""
+
     async def devices(self, sdkappid: int, user_ids: Sequence[str]) -> dict[str, list[Device]]:
         """The devices of those of ``user_ids`` that have any, in platform order."""
 
@@ -198,11 +234,10 @@ class Storage(Protocol):
         is plain Python, run once inside it); returns (before, after), or None, changing
         nothing, when the account does not exist."""
 
-    async def list_accounts(self, sdkappid: int, *, prefix: str = "", after: str = "",
-                            limit: int = 100) -> list[Account]:
-        """Accounts in UserID order, starting after ``after``, whose UserID starts with prefix."""
 
-    # --- emulator controls (timserver.emulator, docs/emulator.md) -----------------------------
+class EmulatorStore(Protocol):
+    """The emulator's controls (timserver.emulator, docs/emulator.md): faults, clocks, reset."""
+
     async def emulator_version(self) -> int:
         """A number that changes whenever fault rules or a clock offset change (for caches)."""
 
@@ -248,7 +283,10 @@ class Storage(Protocol):
         """Delete every non-admin account of the app with its kick and devices, and the app's
         deletion bans; returns accounts deleted."""
 
-    # --- portable state (``timserver export`` / ``import``, timserver.portable) ---------------
+
+class PortableStore(Protocol):
+    """Portable state (``timserver export`` / ``import``, timserver.portable)."""
+
     async def list_kicks(self, sdkappid: int, *, after: str = "",
                          limit: int = 1000) -> list[tuple[str, int]]:
         """(UserID, kicked_at) of the app's kicks in UserID order, starting after ``after``."""
@@ -266,49 +304,6 @@ class Storage(Protocol):
         are new), in one transaction; bumps ``emulator_version``."""
 
 
-# --- bulk loading (shared by the implementations of ``Storage.bulk_load``) -----------------------
-
-Merged = dict[str, tuple[str | None, str | None]]  # UserID → (nick, face_url) of one batch
-
-
-def merge_batches(rows: Iterable[AccountWrite], batch_size: int) -> Iterator[tuple[Merged, int]]:
-    """Batches of ``rows``: one entry per UserID (a later non-None field wins, as a later
-    import would), with the number of rows each batch took from the input."""
-    merged: Merged = {}
-    taken = 0
-    for row in rows:
-        old = merged.get(row.user_id)
-        if old is None:
-            merged[row.user_id] = (row.nick, row.face_url)
-        else:
-            merged[row.user_id] = (row.nick if row.nick is not None else old[0],
-                                   row.face_url if row.face_url is not None else old[1])
-        taken += 1
-        if taken >= batch_size:
-            yield merged, taken
-            merged, taken = {}, 0
-    if taken:
-        yield merged, taken
-
-
-async def pipelined_load(rows: Iterable[AccountWrite], batch_size: int,
-                         load: Callable[[Merged], Awaitable[int]],
-                         progress: Callable[[int], None] | None) -> int:
-    """Run ``load`` on each batch while the next one is read (in a thread): input parsing
-    overlaps with the database's work. Returns the sum of what ``load`` returned."""
-    batches = merge_batches(rows, batch_size)
-    created = 0
-    batch = await asyncio.to_thread(next, batches, None)
-    while batch is not None:
-        work = asyncio.ensure_future(load(batch[0]))
-        try:
-            following = await asyncio.to_thread(next, batches, None)
-        except BaseException:
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
-            raise
-        created += await work
-        if progress is not None:
-            progress(batch[1])
-        batch = following
-    return created
+class Storage(Database, AppStore, AccountStore, LoginStore, EmulatorStore, PortableStore,
+              Protocol):
+    """Everything a backend implements: the union of the roles."""

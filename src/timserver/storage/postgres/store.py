@@ -1,4 +1,4 @@
-"""PostgreSQL storage (asyncpg, with a connection pool): accounts shared by many instances.
+"""PostgreSQL storage: WHAT timserver keeps in a database shared by many instances (the queries).
 
 * Every write is one transaction; PostgreSQL's commit (``synchronous_commit`` on, the default)
   makes it durable before the caller is answered.
@@ -6,116 +6,49 @@
   locks in one order and never deadlock.
 * ``account_count`` moves with each write; only a trial app (which has a cap) locks its app row
   while it imports, so that two instances cannot both take the last place.
-* App records are cached by the service layer, keyed on ``apps_version``. A LISTEN connection
-  hears ``NOTIFY timserver_apps`` from whoever changes an app, so the version costs no round trip
-  per call; while that connection is down, the version is read from the database instead.
-* Kicks (``kicked_at``, read by every call) are cached the same way: every change to the kicks
-  table sends ``NOTIFY timserver_kicks``, which empties the cache of every instance (our own
-  changes empty ours at once); while the LISTEN connection is down, each call reads the table.
-* A LISTEN connection can die without a sound (a proxy or NAT that drops it sends no reset), and
-  then nothing is heard while it looks open. So it runs ``SELECT 1`` every ``HEARTBEAT_EVERY``
-  seconds; an answer late by ``HEARTBEAT_TIMEOUT`` ends it (caches dropped, calls read through,
-  a new LISTEN connection is made). And whatever the heartbeat says, nothing cached is trusted for
-  longer than ``STALE_AFTER``: the versions are read again, the kicks forgotten. Every connection
-  also has TCP keepalive, so that a dead peer is noticed by the kernel too.
-* Any driver or network failure becomes ``StorageError`` (answered 70500, retryable); a
-  connection that failed is discarded, never handed to another call, and the pool reconnects by
-  itself when the database is back.
+* A write that changes apps or emulator state bumps a stored version (``bump_apps_version``,
+  ``bump_emulator_version``, through ``write_versioned``); a write that changes kicks sends
+  ``notify_kicks`` (through ``write_kicks``): the engine's versions counter and kicks cache
+  (``engine.py``, with the pool, LISTEN/NOTIFY and the heartbeat) follow them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 
-from ._migrations import scripts
-from .base import (
+from ..base import (
     Account,
     AccountWrite,
     App,
     AppExists,
     Callback,
+    Capabilities,
     Device,
     DeviceChange,
     FaultRecord,
-    Merged,
     StorageError,
     callback_from_json,
     callback_json,
-    pipelined_load,
+)
+from ..bulk import Merged, pipelined_load
+from .engine import (
+    KICKS_CHANNEL,
+    MISSING,
+    PostgresEngine,
+    bump_apps_version,
+    bump_emulator_version,
+    notify_kicks,
 )
 
-log = logging.getLogger("timserver.storage.postgres")
-T = TypeVar("T")
-
-_CHANNEL = "timserver_apps"
-_KICKS_CHANNEL = "timserver_kicks"
-_KICKS_CACHED = 10_000  # (app, identifier) → latest kick, kept while LISTEN hears every change
-_MIGRATION_LOCK = 0x74696D73  # advisory lock key: one instance migrates at a time
 _APP_COLUMNS = "sdkappid, secret_key, edition, admins, limits, created_at, allow_delete, callback"
 _APP_INSERT = "sdkappid, secret_key, edition, admins, limits, created_at"
 _DEVICE_COLUMNS = "platform, status, inst_id, login_at"
-# Every failure asyncpg may raise: InternalClientError is neither of the first two ("cannot
-# switch to state 12; another operation (2) is in progress", on a connection the server killed).
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-                  OSError, ConnectionError, asyncio.TimeoutError)
-# SQLSTATE classes after which the session itself is gone: connection exception, operator
-# intervention (pg_terminate_backend, shutdown).
-_SESSION_LOST = ("08", "57")
-
-HEARTBEAT_EVERY = 2.0  # seconds between two SELECT 1 on the LISTEN connection
-HEARTBEAT_TIMEOUT = 2.0  # seconds within which it must answer, else it is replaced
-STALE_AFTER = 5.0  # seconds a cached version or kick is trusted, even while LISTEN is heard
-# TCP keepalive on every connection: first probe after 10 s idle, then every 5 s, given up after
-# 3 unanswered probes; unacknowledged data gives up after 20 s (TCP_USER_TIMEOUT).
-_KEEPALIVE = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
-_USER_TIMEOUT_MS = 20_000
-
-
-def _keep_alive(sock: Any) -> None:
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return  # a Unix socket has no peer to lose
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in _KEEPALIVE.items():
-        if hasattr(socket, name):  # Linux, and most others under these names
-            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
-    if hasattr(socket, "TCP_USER_TIMEOUT"):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, _USER_TIMEOUT_MS)
-
-
-class _Connection(asyncpg.Connection):
-    """asyncpg's connection with TCP keepalive on its socket (asyncpg has no option for it; the
-    server-side ``tcp_keepalives_*`` settings would be refused by poolers such as PgBouncer)."""
-
-    def __init__(self, protocol: Any, transport: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(protocol, transport, *args, **kwargs)
-        _keep_alive(transport.get_extra_info("socket"))
-
-
-def _reusable(exc: BaseException, conn: Any) -> bool:
-    """Whether a connection is fit for another call after ``exc``: only after an error that
-    the server reported on a session that lives on (a constraint, a bad value...)."""
-    if not isinstance(exc, asyncpg.PostgresError) or (exc.sqlstate or "")[:2] in _SESSION_LOST \
-            or isinstance(exc, asyncpg.exceptions.FatalPostgresError):
-        return False
-    try:
-        return not conn.is_closed()
-    except asyncpg.InterfaceError:  # closed under us, and already given back to the pool
-        return False
-
-
-def _discard(conn: Any) -> None:
-    try:
-        conn.terminate()  # the pool replaces it: no other call gets a broken session
-    except asyncpg.InterfaceError:  # closed under us, and already given back to the pool
-        pass
+_FAULT_COLUMNS = "id, sdkappid, spec, remaining, matched, created_at"
 
 
 def _app_from_row(row: Any) -> App:
@@ -125,246 +58,34 @@ def _app_from_row(row: Any) -> App:
                callback=callback_from_json(row["callback"]))
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """The pool's reset of a released connection, after asyncpg's own (which rolls back an open
-    transaction): nothing more. Its default, a round trip per release (unlock advisory locks,
-    CLOSE ALL, UNLISTEN *, RESET ALL), undoes what this module never does: its advisory lock is
-    transaction-scoped, it opens no cursor, sets nothing, and listens on its own connection."""
-
 
 class PostgresStorage:
-    #: asyncpg enters ``asyncio.timeout`` scopes (pool acquire and release), which belong to the
-    #: task they are entered in; ``_run`` waits once before it reaches asyncpg, so work started
-    #: inline (``dispatch.within(eager=True)``) is in a task of its own by then. What needs no
-    #: round trip (app records and kicks kept while LISTEN runs) costs no task at all.
-    runs_inline = True
-
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
                  command_timeout: float = 10.0) -> None:
         self.url = url
-        self._pool: asyncpg.Pool | None = None
-        self._sizes = (min_size, max_size)
-        self._command_timeout = command_timeout
-        self._listener: asyncpg.Connection | None = None
-        self._local_version = 0
-        self._kicks_heard = 0  # bumped by each NOTIFY timserver_kicks, and by our own kicks
-        self._kicks_seen = -1  # the _kicks_heard that _kicks is good for
-        self._kicks: dict[tuple[int, str], int | None] = {}
-        self._listen_task: asyncio.Task[None] | None = None
-        self._heartbeat_task: asyncio.Task[None] | None = None
-        self._heard_at = 0.0  # when the LISTEN connection last answered (monotonic)
-        self._versions_seen: tuple[int, int] | None = None  # (apps, emulator) read last
-        self._versions_read_at = -STALE_AFTER  # when (monotonic)
-        self._kicks_since = 0.0  # when the kicks cache was last emptied (monotonic)
-        self._closing = False
+        self.engine = PostgresEngine(url, min_size=min_size, max_size=max_size,
+                                     command_timeout=command_timeout)
+        self._run = self.engine.run
+        #: asyncpg enters ``asyncio.timeout`` scopes (pool acquire and release), which belong to
+        #: the task they are entered in; ``engine.run`` waits once before it reaches asyncpg, so
+        #: work started inline (``dispatch.within(eager=True)``) is in a task of its own by then.
+        #: What needs no round trip (app records and kicks kept while LISTEN runs) costs no task.
+        self.capabilities = Capabilities(runs_inline=True, health=self.engine.health,
+                                         pool_stats=self.engine.pool_stats)
 
     # --- life cycle ---------------------------------------------------------------------------
     async def open(self) -> None:
-        try:
-            self._pool = await asyncpg.create_pool(
-                self.url, min_size=self._sizes[0], max_size=self._sizes[1],
-                command_timeout=self._command_timeout, timeout=5, reset=_keep_session,
-                connection_class=_Connection)
-            async with self._pool.acquire(timeout=5) as conn:
-                await self._migrate(conn)
-        except _DRIVER_ERRORS as exc:
-            await self.close()
-            raise StorageError(f"cannot open PostgreSQL database: {exc}") from exc
-        if not await self._listen():
-            self._schedule_relisten()
+        await self.engine.open()
 
     async def close(self) -> None:
-        self._closing = True  # our own closing of the LISTEN connection is no loss
-        for task in (self._listen_task, self._heartbeat_task):
-            if task is not None:
-                task.cancel()
-        self._listen_task = self._heartbeat_task = None
-        if self._listener is not None:
-            try:
-                await self._listener.close(timeout=2)
-            except _DRIVER_ERRORS:
-                pass
-            self._listener = None
-        if self._pool is not None:
-            try:
-                await asyncio.wait_for(self._pool.close(), 5)
-            except _DRIVER_ERRORS:
-                self._pool.terminate()
-            self._pool = None
-
-    @staticmethod
-    async def _migrate(conn: asyncpg.Connection) -> None:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                               "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-            for version, script in scripts("postgres"):
-                if version not in done:
-                    await conn.execute(script)
-                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)",
-                                       version, time.time())
-
-    async def _listen(self) -> bool:
-        """Hold a LISTEN connection (with its heartbeat); False if it cannot be made now."""
-        conn = None
-        try:
-            # The whole set-up is bounded: a connection that goes silent between its LISTENs
-            # would otherwise hold the reconnection for ever (add_listener has no timeout).
-            async with asyncio.timeout(5):
-                conn = await asyncpg.connect(self.url, timeout=5, connection_class=_Connection)
-                await conn.add_listener(_CHANNEL, self._on_notify)
-                await conn.add_listener(_KICKS_CHANNEL, self._on_kicks_notify)
-            conn.add_termination_listener(self._on_listener_lost)
-        except _DRIVER_ERRORS as exc:
-            log.warning("cannot LISTEN for app changes (%s); reading apps_version per call",
-                        exc or exc.__class__.__name__)
-            if conn is not None:
-                conn.terminate()
-            self._listener = None
-            return False
-        self._listener = conn
-        self._heard_at = time.monotonic()
-        self._local_version += 1  # anything may have changed while nobody listened
-        self._kicks_heard += 1
-        self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeat(conn))
-        return True
-
-    async def _heartbeat(self, conn: asyncpg.Connection) -> None:
-        """``SELECT 1`` on the LISTEN connection every few seconds: an answer proves that every
-        NOTIFY sent before it was heard; no answer in time, and the connection is replaced."""
-        while self._listener is conn:
-            await asyncio.sleep(HEARTBEAT_EVERY)
-            if self._listener is not conn:
-                return
-            try:
-                await conn.fetchval("SELECT 1", timeout=HEARTBEAT_TIMEOUT)
-            except _DRIVER_ERRORS as exc:
-                self._lose_listener(conn, f"did not answer a heartbeat ({exc.__class__.__name__})")
-                return
-            self._heard_at = time.monotonic()
-
-    def listening(self) -> bool:
-        """Whether the LISTEN connection is up and answered its last heartbeat in time."""
-        conn = self._listener
-        return (conn is not None and not conn.is_closed()
-                and time.monotonic() - self._heard_at < HEARTBEAT_EVERY + HEARTBEAT_TIMEOUT + 1)
-
-    def _on_notify(self, *args: Any) -> None:
-        self._local_version += 1
-
-    def _on_kicks_notify(self, *args: Any) -> None:
-        self._kicks_heard += 1
-
-    def _on_listener_lost(self, conn: asyncpg.Connection) -> None:
-        self._lose_listener(conn, "was closed")
-
-    def _lose_listener(self, conn: asyncpg.Connection, why: str) -> None:
-        if self._closing or self._listener is not conn:
-            return
-        log.warning("the LISTEN connection %s; reading versions and kicks from the database "
-                    "until it is back", why)
-        self._listener = None
-        self._local_version += 1  # whatever was missed: every cache is dropped
-        self._kicks_heard += 1
-        conn.terminate()
-        self._schedule_relisten()
-
-    def _schedule_relisten(self) -> None:
-        if self._listen_task is None or self._listen_task.done():
-            self._listen_task = asyncio.get_running_loop().create_task(self._relisten())
-
-    async def _relisten(self) -> None:
-        while not self._closing and self._pool is not None and self._listener is None:
-            await asyncio.sleep(1.0)
-            if await self._listen():
-                return
-
-    # --- helpers ------------------------------------------------------------------------------
-    async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *,
-                   write: bool = False) -> T:
-        if self._pool is None:
-            raise StorageError("storage is not open")
-        await asyncio.sleep(0)  # see runs_inline: asyncpg is reached only after a first wait
-        pool = self._pool
-        try:
-            conn = await pool.acquire(timeout=5)
-        except _DRIVER_ERRORS as exc:
-            raise StorageError(f"PostgreSQL: {exc}") from exc
-        try:
-            if not write:
-                result = await work(conn)
-            else:
-                async with conn.transaction():
-                    result = await work(conn)
-        except BaseException as exc:
-            if not _reusable(exc, conn):
-                _discard(conn)
-            await self._release(pool, conn)
-            if isinstance(exc, asyncpg.UniqueViolationError):
-                raise
-            if isinstance(exc, _DRIVER_ERRORS):
-                raise StorageError(f"PostgreSQL: {exc.__class__.__name__}: {exc}") from exc
-            raise
-        await self._release(pool, conn)
-        return result
-
-    @staticmethod
-    async def _release(pool: asyncpg.Pool, conn: Any) -> None:
-        """Back to the pool; a connection that cannot be reset is terminated by the pool, and
-        that is no failure of the call (its work is done, or failed already)."""
-        try:
-            await pool.release(conn)
-        except _DRIVER_ERRORS as exc:
-            log.debug("a connection could not be reset and was closed: %r", exc)
-
-    @staticmethod
-    async def _bump_apps_version(conn: asyncpg.Connection) -> None:
-        await conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'apps_version'")
-        await conn.execute(f"NOTIFY {_CHANNEL}")  # delivered at commit
+        await self.engine.close()
 
     async def ping(self) -> None:
-        await self._run(lambda c: c.fetchval("SELECT 1"))
-
-    async def health(self) -> dict[str, bool]:
-        """What /readyz reports beyond ``ping``: whether LISTEN is heard (while it is not, calls
-        read versions and kicks from the database: correct, at a round trip each)."""
-        return {"listener": self.listening()}
-
-    def pool_stats(self) -> tuple[int, int]:
-        """(connections, idle connections) of the pool, for the metrics."""
-        if self._pool is None:
-            return 0, 0
-        return self._pool.get_size(), self._pool.get_idle_size()
+        await self.engine.ping()
 
     # --- apps ---------------------------------------------------------------------------------
     async def apps_version(self) -> int:
-        return await self._versions()
-
-    async def _write_versioned(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """A write that bumps a stored version: this instance sees the change at its next call,
-        without waiting for its own NOTIFY to come back."""
-        try:
-            return await self._run(work, write=True)
-        finally:
-            self._versions_read_at = float("-inf")  # the next _versions() reads them
-
-    async def _versions(self) -> int:
-        """A counter that moves whenever apps or emulator state may have changed: with each
-        NOTIFY heard, and when the stored versions are read and differ from the last read.
-        They are read on every call while LISTEN is not heard, else once per STALE_AFTER."""
-        now = time.monotonic()
-        if self.listening() and now - self._versions_read_at < STALE_AFTER:
-            return self._local_version
-        row = await self._run(lambda c: c.fetchrow(
-            "SELECT (SELECT value FROM meta WHERE name = 'apps_version') AS apps, "
-            "(SELECT value FROM meta WHERE name = 'emulator_version') AS emulator"))
-        seen = (row["apps"] or 0, row["emulator"] or 0)
-        if seen != self._versions_seen:
-            self._versions_seen = seen
-            self._local_version += 1
-        self._versions_read_at = now
-        return self._local_version
+        return await self.engine.versions()
 
     async def create_app(self, app: App) -> None:
         async def work(conn: asyncpg.Connection) -> None:
@@ -373,9 +94,9 @@ class PostgresStorage:
                 app.sdkappid, app.key, app.edition, json.dumps(app.admins),
                 json.dumps(app.limits), app.created_at or time.time())
             await _set_admins(conn, app.sdkappid, app.admins)
-            await self._bump_apps_version(conn)
+            await bump_apps_version(conn)
         try:
-            await self._write_versioned(work)
+            await self.engine.write_versioned(work)
         except asyncpg.UniqueViolationError:
             raise AppExists(f"an app with SDKAppID {app.sdkappid} already exists") from None
 
@@ -416,10 +137,10 @@ class PostgresStorage:
             if callback is not None or clear_callback:
                 await conn.execute("UPDATE apps SET callback = $1 WHERE sdkappid = $2",
                                    callback_json(callback), sdkappid)
-            await self._bump_apps_version(conn)
+            await bump_apps_version(conn)
             return _app_from_row(await conn.fetchrow(
                 f"SELECT {_APP_COLUMNS} FROM apps WHERE sdkappid = $1", sdkappid))
-        return await self._write_versioned(work)
+        return await self.engine.write_versioned(work)
 
     # --- accounts -----------------------------------------------------------------------------
     async def import_accounts(self, sdkappid: int, items: Sequence[AccountWrite],
@@ -543,13 +264,10 @@ class PostgresStorage:
                 "(SELECT 1 FROM accounts WHERE sdkappid = $1 AND user_id = $2) "
                 "ON CONFLICT (sdkappid, user_id) DO UPDATE SET "
                 "kicked_at = greatest(kicks.kicked_at, excluded.kicked_at) RETURNING 1) "
-                f"SELECT count(pg_notify('{_KICKS_CHANNEL}', '')) FROM k",
+                f"SELECT count(pg_notify('{KICKS_CHANNEL}', '')) FROM k",
                 sdkappid, user_id, at)
             return done > 0
-        try:
-            return await self._run(work, write=True)
-        finally:
-            self._kicks_changed()
+        return await self.engine.write_kicks(work)
 
     async def unkick(self, sdkappid: int, user_id: str | None = None) -> int:
         async def work(conn: asyncpg.Connection) -> int:
@@ -559,41 +277,22 @@ class PostgresStorage:
             else:
                 gone = await conn.fetch("DELETE FROM kicks WHERE sdkappid = $1 AND user_id = $2 "
                                         "RETURNING 1", sdkappid, user_id)
-            await conn.execute(f"NOTIFY {_KICKS_CHANNEL}")  # delivered at commit
+            await notify_kicks(conn)  # delivered at commit
             return len(gone)
-        try:
-            return await self._run(work, write=True)
-        finally:
-            self._kicks_changed()
+        return await self.engine.write_kicks(work)
 
     async def kicked_at(self, sdkappid: int, user_id: str) -> int | None:
-        """Cached while the LISTEN connection is up: kicks are rare, and every change to the
-        kicks table announces itself (NOTIFY timserver_kicks), like app changes."""
+        """Kept by the engine while the LISTEN connection is up (``cached_kick``)."""
         if "\x00" in user_id:  # PostgreSQL text cannot hold NUL (an error), and no account has one
             return None
-        listening = self.listening()
-        heard = self._kicks_heard
-        if listening:
-            now = time.monotonic()
-            if self._kicks_seen != heard or now - self._kicks_since > STALE_AFTER:
-                self._kicks.clear()
-                self._kicks_seen = heard
-                self._kicks_since = now
-            try:
-                return self._kicks[(sdkappid, user_id)]
-            except KeyError:
-                pass
+        key = (sdkappid, user_id)
+        value, ticket = self.engine.cached_kick(key)
+        if value is not MISSING:
+            return value  # type: ignore[no-any-return]
         value = await self._run(lambda c: c.fetchval(
             "SELECT kicked_at FROM kicks WHERE sdkappid = $1 AND user_id = $2", sdkappid, user_id))
-        if listening and self._kicks_heard == heard:  # no kick announced while we read
-            if len(self._kicks) >= _KICKS_CACHED:
-                self._kicks.clear()
-            self._kicks[(sdkappid, user_id)] = value
-        return value
-
-    def _kicks_changed(self) -> None:
-        """Our own change to kicks: forget them now, not when our NOTIFY comes back."""
-        self._kicks_heard += 1
+        self.engine.keep_kick(key, value, ticket)
+        return value  # type: ignore[no-any-return]
 
     async def count_accounts(self, sdkappid: int) -> int:
         value = await self._run(lambda c: c.fetchval(
@@ -672,8 +371,8 @@ class PostgresStorage:
 
     # --- emulator controls (timserver.emulator, docs/emulator.md) -----------------------------
     async def emulator_version(self) -> int:
-        # Emulator changes NOTIFY the apps channel too: one counter covers both (_versions).
-        return await self._versions()
+        # Emulator changes NOTIFY the apps channel too: one counter covers both (engine.versions).
+        return await self.engine.versions()
 
     async def add_fault(self, sdkappid: int, spec: str, remaining: int | None) -> FaultRecord:
         async def work(conn: asyncpg.Connection) -> FaultRecord:
@@ -681,9 +380,9 @@ class PostgresStorage:
                 f"INSERT INTO fault_rules (sdkappid, spec, remaining, created_at) "
                 f"VALUES ($1, $2, $3, $4) RETURNING {_FAULT_COLUMNS}",
                 sdkappid, spec, remaining, time.time())
-            await _bump_emulator_version(conn)
+            await bump_emulator_version(conn)
             return FaultRecord(*row)
-        return await self._write_versioned(work)
+        return await self.engine.write_versioned(work)
 
     async def list_faults(self, sdkappid: int | None = None) -> list[FaultRecord]:
         if sdkappid is None:
@@ -704,9 +403,9 @@ class PostgresStorage:
                 gone = await conn.fetch("DELETE FROM fault_rules WHERE sdkappid = $1 AND id = $2 "
                                         "RETURNING id", sdkappid, rule_id)
             if gone:
-                await _bump_emulator_version(conn)
+                await bump_emulator_version(conn)
             return len(gone)
-        return await self._write_versioned(work)
+        return await self.engine.write_versioned(work)
 
     async def add_fault_matches(self, counts: Mapping[int, int]) -> None:
         rows = [(n, rule_id) for rule_id, n in sorted(counts.items())]  # one lock order
@@ -730,8 +429,8 @@ class PostgresStorage:
             await conn.execute(
                 "INSERT INTO meta (name, value) VALUES ('clock_offset_ms', $1) "
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value", round(seconds * 1000))
-            await _bump_emulator_version(conn)
-        await self._write_versioned(work)
+            await bump_emulator_version(conn)
+        await self.engine.write_versioned(work)
 
     async def app_clock_offsets(self) -> dict[int, float]:
         rows = await self._run(lambda c: c.fetch("SELECT sdkappid, offset_ms FROM app_clocks"))
@@ -753,8 +452,8 @@ class PostgresStorage:
                     sdkappid, offset_ms)
             else:
                 await conn.execute("DELETE FROM app_clocks WHERE sdkappid = $1", sdkappid)
-            await _bump_emulator_version(conn)
-        await self._write_versioned(work)
+            await bump_emulator_version(conn)
+        await self.engine.write_versioned(work)
 
     async def reset_accounts(self, sdkappid: int) -> int:
         async def work(conn: asyncpg.Connection) -> int:
@@ -765,17 +464,14 @@ class PostgresStorage:
             # admins stay, and so do their kicks: a revoked admin UserSig stays revoked
             await conn.execute("DELETE FROM kicks WHERE sdkappid = $1 AND user_id NOT IN (SELECT "
                                "user_id FROM accounts WHERE sdkappid = $1 AND is_admin)", sdkappid)
-            await conn.execute(f"NOTIFY {_KICKS_CHANNEL}")  # delivered at commit
+            await notify_kicks(conn)  # delivered at commit
             await conn.execute("DELETE FROM devices WHERE sdkappid = $1 AND user_id NOT IN ("
                                "SELECT user_id FROM accounts WHERE sdkappid = $1 AND is_admin)",
                                sdkappid)
             await conn.execute("DELETE FROM deletion_bans WHERE sdkappid = $1", sdkappid)
             await conn.execute("UPDATE apps SET account_count = 0 WHERE sdkappid = $1", sdkappid)
             return len(gone)
-        try:
-            return await self._run(work, write=True)
-        finally:
-            self._kicks_changed()
+        return await self.engine.write_kicks(work)
 
     # --- portable state (timserver.portable) ------------------------------------------------
     async def list_kicks(self, sdkappid: int, *, after: str = "",
@@ -818,11 +514,8 @@ class PostgresStorage:
                 "SELECT $1, u, k FROM unnest($2::text[], $3::bigint[]) AS t(u, k) "
                 "ON CONFLICT (sdkappid, user_id) DO UPDATE SET kicked_at = excluded.kicked_at",
                 sdkappid, [u for u, _ in ordered], [k for _, k in ordered])
-            await conn.execute(f"NOTIFY {_KICKS_CHANNEL}")  # delivered at commit
-        try:
-            await self._run(work, write=True)
-        finally:
-            self._kicks_changed()
+            await notify_kicks(conn)  # delivered at commit
+        await self.engine.write_kicks(work)
 
     async def replace_faults(self, sdkappid: int, rules: Sequence[FaultRecord]) -> None:
         async def work(conn: asyncpg.Connection) -> None:
@@ -831,8 +524,8 @@ class PostgresStorage:
                 "INSERT INTO fault_rules (sdkappid, spec, remaining, matched, created_at) "
                 "VALUES ($1, $2, $3, $4, $5)",
                 [(sdkappid, r.spec, r.remaining, r.matched, r.created_at) for r in rules])
-            await _bump_emulator_version(conn)
-        await self._write_versioned(work)
+            await bump_emulator_version(conn)
+        await self.engine.write_versioned(work)
 
 
 async def _set_admins(conn: asyncpg.Connection, sdkappid: int, admins: Sequence[str]) -> None:
@@ -848,10 +541,3 @@ async def _set_admins(conn: asyncpg.Connection, sdkappid: int, admins: Sequence[
         "UPDATE apps SET account_count = (SELECT count(*) FROM accounts "
         "WHERE sdkappid = $1 AND NOT is_admin) WHERE sdkappid = $1", sdkappid)
 
-
-_FAULT_COLUMNS = "id, sdkappid, spec, remaining, matched, created_at"
-
-
-async def _bump_emulator_version(conn: asyncpg.Connection) -> None:
-    await conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'emulator_version'")
-    await conn.execute(f"NOTIFY {_CHANNEL}")  # delivered at commit; see emulator_version

@@ -1,62 +1,38 @@
-"""Named snapshots of a SQLite database: ``timserver snapshot save|restore|list|delete``.
+"""Named snapshots of a SQLite database (the interface and what they hold: ``storage/snapshots.py``).
 
 A snapshot is a consistent copy of the whole database file made with ``VACUUM INTO`` (a read
 transaction: a running server goes on serving), kept as ``NAME.db`` in the folder
 ``<database file>.snapshots/`` next to the database.
 
-What a snapshot holds and restores is the *data*: apps (keys, admins, editions, limits,
-callbacks), accounts, kicks, logged-in devices and deletion bans (a snapshot of an older
-timserver has no devices nor bans: they are restored empty). Fault rules and the clock
-offset are controls of the emulator, not data: a restore leaves them as they are.
-
 Restore is safe while servers run: it copies the snapshot's tables back into the live database
 in one write transaction (``BEGIN IMMEDIATE``; servers' writes wait for it, their reads see the
 old data or the new, never a mix), and bumps ``apps_version`` in the same transaction, so that
-every server drops its cached app records on its next call. Columns are matched by name, so a
-snapshot taken before a later migration still restores when the new columns have defaults.
+every server drops its cached app records on its next call (and any commit empties their read
+memo, kick times included). Columns are matched by name, so a snapshot taken before a later
+migration still restores when the new columns have defaults.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from .. import private
-from ..storage.sqlite import path_from_url
+from ... import private
+from ..snapshots import (
+    ADMIN_KICKS,
+    DATA_TABLES,
+    KEEP_ADMIN_KICKS,
+    LATER_TABLES,
+    NAME_RE,
+    SnapshotError,
+    SnapshotInfo,
+    check_name,
+)
+from .engine import path_from_url
 
-DATA_TABLES = ("apps", "accounts", "kicks", "devices", "deletion_bans")
-#: Tables a snapshot taken by an older timserver may lack: restored empty.
-LATER_TABLES = frozenset({"devices", "deletion_bans"})
-#: Admins' kicks survive a restore (and a reset): admins are never deleted, and a UserSig of an
-#: admin that was revoked stays revoked. Taken before the restore into ``kept_kicks``...
-ADMIN_KICKS = ("SELECT k.sdkappid, k.user_id, k.kicked_at FROM {db}kicks k JOIN {db}accounts a "
-               "ON a.sdkappid = k.sdkappid AND a.user_id = k.user_id WHERE a.is_admin")
-#: ... and put back after it, for the accounts the restored data has, keeping the later kick.
-KEEP_ADMIN_KICKS = (
-    "INSERT INTO {db}kicks (sdkappid, user_id, kicked_at) SELECT sdkappid, user_id, kicked_at "
-    "FROM kept_kicks k WHERE EXISTS (SELECT 1 FROM {db}accounts a WHERE a.sdkappid = k.sdkappid "
-    "AND a.user_id = k.user_id) ON CONFLICT (sdkappid, user_id) DO UPDATE SET "
-    "kicked_at = {later}(kicks.kicked_at, excluded.kicked_at)")
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _BUSY_TIMEOUT_MS = 10_000
-
-
-class SnapshotError(ValueError):
-    """A snapshot operation that cannot be done; the message says why."""
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    name: str
-    path: Path
-    size: int
-    created: float
-    apps: int | None  # None when the file cannot be read
-    accounts: int | None
 
 
 def _db_path(url: str) -> Path:
@@ -71,9 +47,7 @@ def folder(url: str) -> Path:
 
 
 def _file(url: str, name: str) -> Path:
-    if not _NAME_RE.fullmatch(name) or name.endswith(".tmp"):
-        raise SnapshotError(f"bad snapshot name {name!r}: use 1 to 64 letters, digits, '_', '-' "
-                            "or '.', starting with a letter or digit")
+    check_name(name)
     return folder(url) / f"{name}.db"
 
 
@@ -99,7 +73,7 @@ def _counts(path: Path) -> tuple[int | None, int | None]:
 
 def _info(name: str, path: Path) -> SnapshotInfo:
     stat = path.stat()
-    return SnapshotInfo(name, path, stat.st_size, stat.st_mtime, *_counts(path))
+    return SnapshotInfo(name, str(path), stat.st_size, stat.st_mtime, *_counts(path))
 
 
 def _database(url: str) -> Path:
@@ -190,7 +164,7 @@ def list_snapshots(url: str) -> list[SnapshotInfo]:
     if not found.is_dir():
         return []
     return [_info(path.stem, path) for path in sorted(found.glob("*.db"))
-            if _NAME_RE.fullmatch(path.stem)]
+            if NAME_RE.fullmatch(path.stem)]
 
 
 def delete(url: str, name: str) -> None:
@@ -198,3 +172,25 @@ def delete(url: str, name: str) -> None:
     if not target.is_file():
         raise SnapshotError(f"no snapshot {name!r}")
     target.unlink()
+
+
+class SQLiteSnapshots:
+    """``Snapshots`` of a ``sqlite:///PATH`` database: files in ``PATH.snapshots/``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def check(self, name: str) -> None:
+        _file(self.url, name)
+
+    def save(self, name: str, *, overwrite: bool = False) -> SnapshotInfo:
+        return save(self.url, name, overwrite=overwrite)
+
+    def restore(self, name: str) -> SnapshotInfo:
+        return restore(self.url, name)
+
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        return list_snapshots(self.url)
+
+    def delete(self, name: str) -> None:
+        delete(self.url, name)

@@ -1,6 +1,6 @@
-"""Named snapshots of a PostgreSQL database: ``timserver snapshot save|restore|list|delete``.
+"""Named snapshots of a PostgreSQL database (the interface and what they hold: ``storage/snapshots.py``).
 
-The same semantics as the SQLite snapshots (``snapshots.py``), kept inside the database itself:
+The same semantics as the SQLite snapshots (``sqlite/snapshots.py``), kept inside the database:
 
 * Snapshot ``NAME`` is a schema ``timserver_snapshot_<N>`` (N from a sequence, so that names
   follow the SQLite rule: up to 64 characters, ``.`` and ``-`` allowed) holding copies of the
@@ -28,20 +28,20 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
 
-from ..storage.postgres import _KICKS_CHANNEL, PostgresStorage
-from .snapshots import (
-    _NAME_RE,
+from ..snapshots import (
     ADMIN_KICKS,
     DATA_TABLES,
     KEEP_ADMIN_KICKS,
     LATER_TABLES,
     SnapshotError,
+    SnapshotInfo,
+    check_name,
 )
+from .engine import bump_apps_version, notify_kicks
 
 T = TypeVar("T")
 
@@ -52,24 +52,6 @@ _LOCK_TIMEOUT_MS = 200  # below deadlock_timeout (1 s): a restore never waits lo
 _LOCK_PATIENCE = 60.0  # seconds of retries before a restore gives up on the locks
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError,
                   asyncio.TimeoutError)
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    name: str
-    path: str  # where it is kept, for people: "schema timserver_snapshot_N"
-    size: int
-    created: float
-    apps: int | None
-    accounts: int | None
-
-
-def check_name(name: str) -> str:
-    """The rule of SQLite snapshots, so that a name is good on both backends."""
-    if not _NAME_RE.fullmatch(name) or name.endswith(".tmp"):
-        raise SnapshotError(f"bad snapshot name {name!r}: use 1 to 64 letters, digits, '_', '-' "
-                            "or '.', starting with a letter or digit")
-    return name
 
 
 def _ident(name: str) -> str:
@@ -240,8 +222,8 @@ def restore(url: str, name: str) -> SnapshotInfo:
                 await conn.execute(KEEP_ADMIN_KICKS.format(db="", later="greatest"))
                 # At commit every instance drops its cached apps (as on any app change) and its
                 # cached kick times (as on any kick).
-                await PostgresStorage._bump_apps_version(conn)
-                await conn.execute(f"NOTIFY {_KICKS_CHANNEL}")
+                await bump_apps_version(conn)
+                await notify_kicks(conn)
         except asyncpg.PostgresError as exc:
             raise SnapshotError(f"cannot restore snapshot {name!r}: {exc}") from None
         return _info(found)
@@ -269,3 +251,25 @@ def delete(url: str, name: str) -> None:
             await conn.execute(f"DELETE FROM {CATALOG_SCHEMA}.catalog WHERE name = $1", name)
             await conn.execute(f"DROP SCHEMA IF EXISTS {_ident(found['schema_name'])} CASCADE")
     _run(url, work)
+
+
+class PostgresSnapshots:
+    """``Snapshots`` of a ``postgresql://`` database: schemas inside it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def check(self, name: str) -> None:
+        check_name(name)
+
+    def save(self, name: str, *, overwrite: bool = False) -> SnapshotInfo:
+        return save(self.url, name, overwrite=overwrite)
+
+    def restore(self, name: str) -> SnapshotInfo:
+        return restore(self.url, name)
+
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        return list_snapshots(self.url)
+
+    def delete(self, name: str) -> None:
+        delete(self.url, name)
