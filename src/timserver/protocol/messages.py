@@ -232,21 +232,3 @@ def encode(message: Any) -> bytes:
     """Compact JSON, keys in declaration order, non-ASCII as UTF-8 (as Tencent answers)."""
     return _encoder.encode(message)
 
-
-def user_ids_of(request: Any) -> list[str]:
-    """The UserIDs a (validated) request body names, in order, duplicates kept: the items of a
-    batch, or the one account of account_import / kick."""
-    if isinstance(request, AccountCheckRequest):
-        return [item.UserID for item in request.CheckItem]
-    if isinstance(request, AccountDeleteRequest):
-        return [item.UserID for item in request.DeleteItem]
-    if isinstance(request, MultiAccountImportRequest):
-        if request.Accounts is not UNSET:
-            return list(request.Accounts)
-        return [item.UserID for item in request.AccountList or ()]
-    if isinstance(request, (QueryOnlineStatusRequest, PortraitGetRequest)):
-        return list(request.To_Account)
-    if isinstance(request, PortraitSetRequest):
-        return [request.From_Account] if isinstance(request.From_Account, str) else []
-    user_id = getattr(request, "UserID", None)
-    return [user_id] if isinstance(user_id, str) else []

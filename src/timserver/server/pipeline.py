@@ -31,7 +31,6 @@ from starlette.routing import BaseRoute, Route
 
 from ..protocol.commands import BY_NAME, COMMANDS
 from ..protocol.errors import TimError
-from ..protocol.messages import user_ids_of
 from ..service.events import ORIGIN, Origin
 from . import observability
 from .access import ConsoleAccess
@@ -205,7 +204,8 @@ class Pipeline:
             bodies = None
             if self.journal.record_bodies:  # serve --record-bodies (never the query: no UserSig)
                 bodies = (call.request_body, response,
-                          user_ids_of(call.request) if call.request is not None else [])
+                          BY_NAME[call.command].user_ids_of(call.request)
+                          if call.request is not None and call.command is not None else [])
             self.journal.record(method, shown_path, call.command, call.sdkappid, identifier,
                                 call.code, elapsed * 1000, request_bytes, response_bytes,
                                 bodies=bodies)
