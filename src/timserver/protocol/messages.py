@@ -69,11 +69,20 @@ class MultiAccountImportRequest(Struct, kw_only=True):
     AccountList: list[AccountListItem] | UnsetType = UNSET
 
 
-class MultiAccountImportResponse(Struct, kw_only=True):
+class MultiAccountImportResponse(Struct, kw_only=True, dict=True):
+    """On the wire, exactly Tencent's four fields. The service also says why each UserID of
+    ``FailAccounts`` failed, in an attribute that is not a field (never encoded): read it with
+    ``fail_reasons`` (the console's import shows it)."""
+
     ActionStatus: str = "OK"
     ErrorCode: int = 0
     ErrorInfo: str = ""
     FailAccounts: list[str]
+
+
+def fail_reasons(response: MultiAccountImportResponse) -> dict[str, str]:
+    """Why each failed UserID failed, for people (empty when the answer was decoded from JSON)."""
+    return getattr(response, "reasons", {})
 
 
 # --- account_delete / account_check -----------------------------------------------------------

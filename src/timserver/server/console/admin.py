@@ -13,8 +13,8 @@ from starlette.responses import Response
 
 from ...protocol.commands import BY_NAME, Command
 from ...protocol.errors import TimError
+from ...protocol.messages import fail_reasons
 from ...service.presence import account_status
-from ...service.rules import profile_problem, userid_problem
 from ...storage import App, Device
 from ..dispatch import MAX_BODY_BYTES
 from ..hooks import Access, Endpoint, EndpointCall, ServerHandles
@@ -100,27 +100,12 @@ def admin_endpoints(server: ServerHandles, journal: Journal) -> list[Endpoint]:
         app = app_of(call)
         body = await call.json(MAX_BODY_BYTES)
         cmd = BY_NAME["multiaccount_import"]
-        resp = await run(cmd, app, body)
+        await server.check_rate(app, cmd)  # as run() does: the rate limit, then the body
         parsed = cmd.parse(body)
-        items: dict[str, Any] = {}
-        if isinstance(parsed.AccountList, list):
-            for item in parsed.AccountList:
-                items.setdefault(item.UserID, item)
-        failures = []
-        for uid in resp.FailAccounts:  # why each failed: the same rules, asked again
-            item = items.get(uid)
-            problem = userid_problem(uid)
-            if problem:
-                reason = f"UserID is invalid: {problem}."
-            elif item is not None and (profile_problem("Nick", item.Nick)
-                                       or profile_problem("FaceUrl", item.FaceUrl)):
-                reason = (profile_problem("Nick", item.Nick)
-                          or profile_problem("FaceUrl", item.FaceUrl)) + "."
-            else:
-                reason = "The app's edition allows no more accounts (70398)."
-            failures.append({"UserID": uid, "Reason": reason})
-        wanted = parsed.Accounts if isinstance(parsed.Accounts, list) else list(items)
-        imported = len(set(wanted) - set(resp.FailAccounts))
+        resp = await server.run(cmd, app, parsed)
+        reasons = fail_reasons(resp)  # why each failed: the service says
+        failures = [{"UserID": uid, "Reason": reasons.get(uid, "")} for uid in resp.FailAccounts]
+        imported = len(set(cmd.user_ids_of(parsed)) - set(resp.FailAccounts))
         return {"Imported": imported, "FailAccounts": resp.FailAccounts, "Failures": failures}
 
     async def accounts_delete(call: EndpointCall) -> dict[str, Any]:
