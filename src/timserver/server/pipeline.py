@@ -61,6 +61,7 @@ class Pipeline:
         self.access = access
         self.plugins = tuple(plugins)
         self.throttle_hints = throttle_hints
+        self.declared: list[tuple[str, Endpoint]] = []  # the plugins' endpoints (routes())
         handles = ServerHandles(
             storage=dispatcher.storage, clock=dispatcher.clock, limiter=dispatcher.limiter,
             apps=dispatcher.apps, deadline=dispatcher.deadline,
@@ -176,11 +177,15 @@ class Pipeline:
         return gated
 
     def routes(self) -> list[BaseRoute]:
-        """Every plugin's endpoints and plain routes, in the plugins' order."""
+        """Every plugin's endpoints and plain routes, in the plugins' order; the endpoints'
+        declarations stay in ``declared`` (plugin name, endpoint) for the OpenAPI document."""
         found: list[BaseRoute] = []
         gates = Gates(guard=self.gate, unknown=self.unknown)
+        self.declared = []
         for plugin in self.plugins:
-            found += [self.endpoint(decl) for decl in plugin.endpoints()]
+            endpoints = list(plugin.endpoints())
+            self.declared += [(plugin.name, decl) for decl in endpoints]
+            found += [self.endpoint(decl) for decl in endpoints]
             found += plugin.routes(gates)
         return found
 
