@@ -135,7 +135,6 @@ async def test_the_answers_of_the_extension_endpoints_match_their_declared_struc
     """Real answers decode into the structs the document is made of."""
     import httpx
     import msgspec
-
     from support import make_app, query
 
     pipeline, starlette_app = _document(tmp_path, record_bodies=True)

@@ -85,6 +85,9 @@ def test_every_operation_of_the_openapi_document(backend_db: str, tmp_path: Path
             ways = [(GenerationMode.POSITIVE, auth), (GenerationMode.NEGATIVE, auth),
                     (GenerationMode.NEGATIVE, None)]
             for mode, query in ways:
+                if (mode is GenerationMode.NEGATIVE and query and names <= set(query)
+                        and not list(operation.body)):
+                    continue  # nothing but the signature to violate (GET /_timserver/clock)
                 kwargs = {"query": query} if query else {}
                 fuzzer(operation.as_strategy(generation_mode=mode, **kwargs), operation.label)()
 

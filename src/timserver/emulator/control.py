@@ -29,8 +29,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..protocol.commands import BY_NAME
-from ..server.hooks import Access, BadInput, Endpoint, EndpointCall, Operation
-from ..server.journal import Entry
+from ..server.hooks import Access, BadInput, Endpoint, EndpointCall, JournalEntry, Operation
 from ..storage import App
 from . import faults, state
 
@@ -151,7 +150,7 @@ class CallsOut(Struct, kw_only=True):
     Count: int
     Recording: Annotated[bool, Meta(description="Whether bodies and UserIDs are recorded "
                                                 "(serve --record-bodies).")]
-    Calls: list[Entry]
+    Calls: list[JournalEntry]
 
 
 class NoFields(Struct, kw_only=True, forbid_unknown_fields=True):

@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
@@ -174,6 +176,28 @@ class Endpoint:
         """The OpenAPI side of ``method``: its own ``docs`` entry, else the endpoint's."""
         return self.docs.get(method) or Operation(self.summary, self.description, self.request,
                                                   self.response, self.query)
+
+
+class JournalEntry(msgspec.Struct, frozen=True):
+    """One answered request, as the journal (``ServerHandles.journal``) gives it: what the
+    journal endpoints, the emulator's ``/_timserver/calls`` and the NDJSON export show."""
+
+    Id: str
+    Seq: int
+    Time: float  # Unix seconds, when the answer was sent
+    Method: str
+    Path: str
+    Command: str | None
+    SDKAppID: int | None
+    Identifier: str | None
+    ErrorCode: int
+    LatencyMs: float
+    RequestBytes: int
+    ResponseBytes: int
+    # with serve --record-bodies only (absent otherwise):
+    UserIDs: list[str] | msgspec.UnsetType = msgspec.UNSET  # named by the request body
+    RequestBody: str | msgspec.UnsetType = msgspec.UNSET  # cut at MAX_RECORDED_BODY bytes
+    ResponseBody: str | msgspec.UnsetType = msgspec.UNSET
 
 
 RouteHandler = Callable[["Request"], Awaitable["Response"]]
