@@ -38,7 +38,8 @@ def test_the_emulator_knows_only_the_hooks_of_the_server() -> None:
         assert server <= {"timserver.server.hooks"} | {
             f"timserver.server.hooks.{n}" for n in ("AbortConnection", "Access", "BadInput",
                                                     "Call", "Endpoint", "EndpointCall", "Plugin",
-                                                    "Serve", "ServerHandles")}, (module, server)
+                                                    "Serve", "ServerHandles", "Operation",
+                                                    "JournalEntry")}, (module, server)
 
 
 def test_service_and_storage_know_no_wire() -> None:

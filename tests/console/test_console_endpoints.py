@@ -332,6 +332,28 @@ async def test_an_import_over_the_trial_cap_says_so(console) -> None:
     assert "70398" in over["Failures"][0]["Reason"]
 
 
+async def test_an_import_says_why_each_account_failed_as_the_service_decided(console) -> None:
+    """The reasons come from the service's own decision (not the rules asked again): a UserID
+    deleted from a pro app a moment ago is refused for the 90-day ban, not the edition's cap."""
+    app = await make_app(console.asgi, sdkappid=1400000128, edition="pro")
+    app = await console.asgi.state.storage.update_app(app.sdkappid, allow_delete=True)
+    q = admin_params(app)
+    gone = uid("gone")
+    assert envelope(await console.post("/_timserver/accounts/import", params=q,
+                                       json={"Accounts": [gone]}))["Imported"] == 1
+    envelope(await console.post("/_timserver/accounts/delete", params=q,
+                                json={"DeleteItem": [{"UserID": gone}]}))
+    body = envelope(await console.post("/_timserver/accounts/import", params=q, json={
+        "AccountList": [{"UserID": gone}, {"UserID": "x" * 40}, {"UserID": gone},
+                        {"UserID": uid(), "FaceUrl": "f" * 501}, {"UserID": uid("ok")}]}))
+    assert body["Imported"] == 1 and {gone, "x" * 40} < set(body["FailAccounts"])
+    reasons = {f["UserID"]: f["Reason"] for f in body["Failures"]}
+    assert len(body["Failures"]) == len(body["FailAccounts"]) == 3
+    assert "90 days" in reasons[gone] and "70399" in reasons[gone]
+    assert "bytes long" in reasons["x" * 40]
+    assert next(r for u, r in reasons.items() if u not in (gone, "x" * 40)).startswith("FaceUrl")
+
+
 async def test_the_extension_endpoints_share_the_commands_rate_limit(console) -> None:
     app = await make_app(console.asgi, sdkappid=1400000109)
     app = await console.asgi.state.storage.update_app(app.sdkappid, limit=("account_delete", 1))

@@ -135,6 +135,54 @@ def test_fail_items_on_a_single_account_command_fails_the_call(tim_server: TimSe
     assert not imported(tim_server, "eve")
 
 
+def test_fail_items_of_query_online_status_are_error_list_entries(tim_server: TimServer) -> None:
+    tim_server.call("multiaccount_import", {"Accounts": ["amy", "bob"]})
+    tim_server.login("amy")
+    for command, key in (("query_online_status", "Status"), ("querystate", "State")):
+        rule = tim_server.add_fault(command=command, fail_items=True, user_id="bob", code=70169)
+        answer = tim_server.call(command, {"To_Account": ["amy", "bob", "nobody", "bob"]})
+        assert answer["ErrorCode"] == 0
+        assert [(i["To_Account"], i[key]) for i in answer["QueryResult"]] == [("amy", "Online")]
+        assert answer["ErrorList"] == [  # request order: injected and real failures
+            {"To_Account": "bob", "ErrorCode": 70169}, {"To_Account": "nobody", "ErrorCode": 70107},
+            {"To_Account": "bob", "ErrorCode": 70169}]
+        # every item failed: the call fails with the rule's code, as when none is imported
+        failed = tim_server.call(command, {"To_Account": ["bob"]})
+        assert (failed["ActionStatus"], failed["ErrorCode"]) == ("FAIL", 70169)
+        assert failed["QueryResult"] == [] and failed["ErrorList"] == [
+            {"To_Account": "bob", "ErrorCode": 70169}]
+        tim_server.clear_faults(rule["Id"])
+
+
+def test_fail_items_of_portrait_get_are_failed_profiles(tim_server: TimServer) -> None:
+    tim_server.call("multiaccount_import", {"AccountList": [{"UserID": "amy", "Nick": "Amy"},
+                                                            {"UserID": "bob", "Nick": "Bob"}]})
+    tim_server.add_fault(command="portrait_get", fail_items=True, user_id="bob", code=70202)
+    body = {"To_Account": ["amy", "bob", "nobody"], "TagList": ["Tag_Profile_IM_Nick"]}
+    answer = tim_server.call("portrait_get", body)
+    assert answer["ErrorCode"] == 0
+    items = answer["UserProfileItem"]
+    assert [(i["To_Account"], i["ResultCode"]) for i in items] == [
+        ("amy", 0), ("bob", 70202), ("nobody", 40003)]
+    assert items[0]["ProfileItem"] == [{"Tag": "Tag_Profile_IM_Nick", "Value": "Amy"}]
+    assert items[1]["ProfileItem"] == [] and items[1]["ResultInfo"]
+    assert answer["Fail_Account"] == ["bob", "nobody"]
+    assert list(answer) == ["UserProfileItem", "Fail_Account", "ActionStatus", "ErrorCode",
+                            "ErrorInfo", "ErrorDisplay"]
+    every = tim_server.call("portrait_get", {**body, "To_Account": ["bob"]})
+    assert (every["ErrorCode"], every["Fail_Account"]) == (0, ["bob"])
+
+
+def test_fail_items_of_portrait_set_fails_the_call(tim_server: TimServer) -> None:
+    tim_server.call("account_import", {"UserID": "amy", "Nick": "Amy"})
+    tim_server.add_fault(command="portrait_set", fail_items=True, code=70202, times=1)
+    body = {"From_Account": "amy", "ProfileItem": [{"Tag": "Tag_Profile_IM_Nick", "Value": "X"}]}
+    assert tim_server.call("portrait_set", body)["ErrorCode"] == 70202
+    nick = tim_server.call("portrait_get", {"To_Account": ["amy"],
+                                            "TagList": ["Tag_Profile_IM_Nick"]})
+    assert nick["UserProfileItem"][0]["ProfileItem"][0]["Value"] == "Amy"
+
+
 # --- determinism under a seed --------------------------------------------------------------------
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from timserver.emulator.faults import FaultSpec, RuleError, draw, parse_rule, request_user_ids
+from timserver.emulator.faults import FaultSpec, RuleError, draw, parse_rule
 from timserver.emulator.state import read_faults_file
 from timserver.protocol import messages as m
+from timserver.protocol.commands import BY_NAME
 from timserver.storage import App
 
 
@@ -72,12 +73,37 @@ def test_the_draw_is_deterministic_and_uniform_enough() -> None:
 
 
 def test_request_user_ids() -> None:
-    assert request_user_ids(m.AccountCheckRequest(CheckItem=[m.UserRef(UserID="a"),
-                                                             m.UserRef(UserID="a")])) == ["a", "a"]
-    assert request_user_ids(m.MultiAccountImportRequest(Accounts=["x", "y"])) == ["x", "y"]
-    assert request_user_ids(m.MultiAccountImportRequest(
+    """The UserIDs a request names, read from its command's declaration (``Command.user_ids``)."""
+    def request_user_ids(command: str, request: object) -> list[str]:
+        return BY_NAME[command].user_ids_of(request)
+
+    assert request_user_ids("account_check", m.AccountCheckRequest(
+        CheckItem=[m.UserRef(UserID="a"), m.UserRef(UserID="a")])) == ["a", "a"]
+    assert request_user_ids("multiaccount_import",
+                            m.MultiAccountImportRequest(Accounts=["x", "y"])) == ["x", "y"]
+    assert request_user_ids("multiaccount_import", m.MultiAccountImportRequest(
         AccountList=[m.AccountListItem(UserID="z")])) == ["z"]
-    assert request_user_ids(m.KickRequest(UserID="k")) == ["k"]
+    assert request_user_ids("kick", m.KickRequest(UserID="k")) == ["k"]
+    assert request_user_ids("account_delete", m.AccountDeleteRequest(
+        DeleteItem=[m.UserRef(UserID="d")])) == ["d"]
+    assert request_user_ids("query_online_status", m.QueryOnlineStatusRequest(
+        To_Account=["q", "r"])) == ["q", "r"]
+    assert request_user_ids("portrait_get", m.PortraitGetRequest(
+        To_Account=["p"], TagList=[m.NICK_TAG])) == ["p"]
+    assert request_user_ids("portrait_set", m.PortraitSetRequest(
+        From_Account="s", ProfileItem=[])) == ["s"]
+    assert request_user_ids("account_import", m.AccountImportRequest(UserID="i")) == ["i"]
+
+
+def test_every_command_declares_where_its_request_names_userids() -> None:
+    from timserver.protocol.commands import COMMANDS
+
+    for cmd in COMMANDS:
+        assert cmd.user_ids, cmd.name
+        fields = set(cmd.request.__struct_fields__)
+        assert all(where.field in fields for where in cmd.user_ids), cmd.name
+        # a batch's answer says how an item fails; one account per call fails as a whole
+        assert (cmd.items is not None) == (cmd.max_items > 1 and cmd.name != "portrait_set")
 
 
 # --- faults files ----------------------------------------------------------------------------------

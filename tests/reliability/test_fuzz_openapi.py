@@ -8,6 +8,11 @@ document (status, Content-Type, headers, response schema) and be Tencent's envel
 catalogue code, never a 70500; at the end the server's log holds no traceback and it still
 serves.
 
+Operations marked ``x-timserver-resets`` (adding fault rules, moving the app's clock, a reset)
+are left out: they change how every later call of the app is answered (a rule that drops
+connections, a clock a year ahead), so the answers after them would say nothing about the
+server's robustness; their inputs are fuzzed by the emulator's own tests.
+
 Size: TIMSERVER_FUZZ_EXAMPLES / 200 examples per operation and way (at least 5).
 """
 
@@ -46,7 +51,8 @@ def test_every_operation_of_the_openapi_document(backend_db: str, tmp_path: Path
     server = Server(backend_db, tmp_path)
     try:
         schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
-        operations = [result.ok() for result in schema.get_all_operations()]
+        operations = [op for op in (result.ok() for result in schema.get_all_operations())
+                      if not op.definition.raw.get("x-timserver-resets")]
         assert len(operations) >= 10, "the five commands and the /_timserver/ endpoints"
         per_way = max(5, FUZZ_EXAMPLES // 200)
         session = requests.Session()
@@ -79,6 +85,9 @@ def test_every_operation_of_the_openapi_document(backend_db: str, tmp_path: Path
             ways = [(GenerationMode.POSITIVE, auth), (GenerationMode.NEGATIVE, auth),
                     (GenerationMode.NEGATIVE, None)]
             for mode, query in ways:
+                if (mode is GenerationMode.NEGATIVE and query and names <= set(query)
+                        and not list(operation.body)):
+                    continue  # nothing but the signature to violate (GET /_timserver/clock)
                 kwargs = {"query": query} if query else {}
                 fuzzer(operation.as_strategy(generation_mode=mode, **kwargs), operation.label)()
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..protocol.commands import BY_NAME
-from ..server.hooks import Access, BadInput, Endpoint, EndpointCall
+from ..server.hooks import Access, BadInput, Endpoint, EndpointCall, JournalEntry, Operation
 from ..storage import App
 from . import faults, state
 
@@ -36,6 +37,128 @@ if TYPE_CHECKING:
     from .plugin import EmulatorPlugin
 
 MAX_BODY_BYTES = 64 * 1024
+
+
+# --- what the endpoints take and answer, for the OpenAPI document (server/openapi.py) ----------
+# The handlers check bodies themselves (faults.parse_rule, _only...): the structs describe them.
+
+_COMMANDS = [*BY_NAME, faults.ALL]
+
+
+class FaultRuleIn(Struct, kw_only=True):
+    """A fault rule (docs/emulator.md): what it matches, and at most one action."""
+
+    Command: Annotated[str, Meta(extra_json_schema={"enum": _COMMANDS})] = faults.ALL
+    UserID: Annotated[str, Meta(max_length=32)] | None = None
+    Code: Annotated[int, Meta(description="An ErrorCode of the catalogue to answer (with "
+                                          "FailItems: the failed items' code).")] | None = None
+    LatencyMs: Annotated[int, Meta(ge=0, le=faults.MAX_LATENCY_MS)] = 0
+    Drop: bool = False
+    FailItems: bool = False
+    ItemProbability: Annotated[float, Meta(gt=0, le=1)] | None = None
+    Probability: Annotated[float, Meta(ge=0, le=1)] | None = None
+    Times: Annotated[int, Meta(ge=1, le=faults.MAX_TIMES)] | None = None
+    Seed: Annotated[int, Meta(ge=0, le=faults.MAX_SEED)] | None = None
+
+
+class FaultRuleOut(Struct, kw_only=True):
+    """A stored rule, as listed."""
+
+    Id: int
+    SDKAppID: int
+    Command: str
+    UserID: str | None
+    Code: int | None
+    LatencyMs: int
+    Drop: bool
+    FailItems: bool
+    ItemProbability: float | None
+    Probability: float | None
+    Times: int | None
+    Seed: int
+    Remaining: int | None
+    Matched: int
+    CreatedAt: float
+    Description: str
+
+
+class FaultRules(Struct, kw_only=True):
+    Rules: list[FaultRuleOut]
+
+
+class FaultRuleAdded(Struct, kw_only=True):
+    Rule: FaultRuleOut
+
+
+class FaultsClear(Struct, kw_only=True, forbid_unknown_fields=True):
+    """``{}``: every rule of the app; ``{"Id": N}``: that one."""
+
+    Id: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+
+
+class FaultsCleared(Struct, kw_only=True):
+    Deleted: int
+
+
+class ResetIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The app's accounts and their kicks always; these too when true."""
+
+    Faults: bool = False
+    Clock: bool = False
+    Kicks: Annotated[bool, Meta(description="The admins' kicks too.")] = False
+
+
+class ResetDone(Struct, kw_only=True):
+    DeletedAccounts: int
+    ForgottenKicks: int | UnsetType = UNSET
+    DeletedRules: int | UnsetType = UNSET
+    ClockOffset: float | UnsetType = UNSET
+
+
+class ClockIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    """One of: ``Offset`` (the app's own offset, seconds) or ``Advance`` (seconds added)."""
+
+    Offset: float | UnsetType = UNSET
+    Advance: float | UnsetType = UNSET
+
+
+class ClockOut(Struct, kw_only=True):
+    Offset: Annotated[float, Meta(description="The app's own offset, seconds.")]
+    ServerOffset: Annotated[float, Meta(description="The server-wide offset (serve "
+                                                    "--clock-offset), seconds.")]
+    Now: Annotated[int, Meta(description="The time the app's UserSigs and kicks are judged "
+                                         "by, Unix seconds.")]
+    WallClock: int
+
+
+class CallsQuery(Struct, kw_only=True):
+    command: Annotated[str, Meta(description="Only this command's calls.",
+                                 extra_json_schema={"enum": list(BY_NAME)})] | UnsetType = UNSET
+    user_id: Annotated[str, Meta(description="Only calls whose body names this UserID (serve "
+                                             "--record-bodies).",
+                                 max_length=32)] | UnsetType = UNSET
+    code: Annotated[int, Meta(description="Only calls answered with this ErrorCode.", ge=0,
+                              le=2**31)] | UnsetType = UNSET
+    since: Annotated[float, Meta(description="Only calls answered at or after (Unix s).",
+                                 ge=0, le=2**40)] | UnsetType = UNSET
+    until: Annotated[float, Meta(description="Only calls answered at or before (Unix s).",
+                                 ge=0, le=2**40)] | UnsetType = UNSET
+    limit: Annotated[int, Meta(description="The newest N (default 100).", ge=1)] = 100
+
+
+class CallsOut(Struct, kw_only=True):
+    Count: int
+    Recording: Annotated[bool, Meta(description="Whether bodies and UserIDs are recorded "
+                                                "(serve --record-bodies).")]
+    Calls: list[JournalEntry]
+
+
+class NoFields(Struct, kw_only=True, forbid_unknown_fields=True):
+    """``{}``."""
+
+
+class CallsCleared(Struct, kw_only=True):
+    Cleared: int
 
 
 def _only(body: dict[str, Any], *names: str) -> None:
@@ -162,12 +285,30 @@ def control_endpoints(plugin: EmulatorPlugin) -> list[Endpoint]:
         return {"Cleared": journal.clear(app_of(call).sdkappid)}
 
     return [
-        Endpoint("/_timserver/calls", {"GET": calls}, Access.ADMIN, cors=True),
-        Endpoint("/_timserver/calls/clear", {"POST": clear_calls}, Access.ADMIN, cors=True),
+        Endpoint("/_timserver/calls", {"GET": calls}, Access.ADMIN, cors=True,
+                 summary="The app's recorded /v4 calls", query=CallsQuery, response=CallsOut,
+                 description="Oldest first, filtered; bodies and UserIDs with serve "
+                             "--record-bodies only."),
+        Endpoint("/_timserver/calls/clear", {"POST": clear_calls}, Access.ADMIN, cors=True,
+                 summary="Forget the app's recorded calls", request=NoFields,
+                 response=CallsCleared),
         Endpoint("/_timserver/faults", {"GET": list_faults, "POST": add_fault}, Access.ADMIN,
-                 cors=True),
-        Endpoint("/_timserver/faults/clear", {"POST": clear_faults}, Access.ADMIN, cors=True),
-        Endpoint("/_timserver/reset", {"POST": reset}, Access.ADMIN, cors=True),
+                 cors=True, docs={
+                     "GET": Operation("The app's fault rules", response=FaultRules),
+                     "POST": Operation("Add a fault rule", request=FaultRuleIn,
+                                       response=FaultRuleAdded, resets=True,
+                                       description="docs/emulator.md: Code, Drop, FailItems "
+                                                   "or LatencyMs; Probability or Times.")}),
+        Endpoint("/_timserver/faults/clear", {"POST": clear_faults}, Access.ADMIN, cors=True,
+                 summary="Delete the app's fault rules (or one)", request=FaultsClear,
+                 response=FaultsCleared),
+        Endpoint("/_timserver/reset", {"POST": reset}, Access.ADMIN, cors=True,
+                 docs={"POST": Operation("Empty the app: its accounts and kicks (and, on "
+                                         "request, its rules, clock, admins' kicks)",
+                                         request=ResetIn, response=ResetDone, resets=True)}),
         Endpoint("/_timserver/clock", {"GET": get_clock, "POST": set_clock}, Access.ADMIN,
-                 cors=True),
+                 cors=True, docs={
+                     "GET": Operation("The app's clock", response=ClockOut),
+                     "POST": Operation("Set or advance the app's own clock offset",
+                                       request=ClockIn, response=ClockOut, resets=True)}),
     ]

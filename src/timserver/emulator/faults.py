@@ -12,8 +12,13 @@ it names a ``UserID``, only the calls whose body names that UserID. A matching c
 
 A rule that fires waits ``LatencyMs``, then does at most one of: answer ``Code`` (any ErrorCode
 of the catalogue); ``Drop`` the connection without an answer; ``FailItems``: fail items of the
-batch (``FailAccounts`` / ``ResultCode`` ≠ 0), the items naming ``UserID`` or, without one,
-each item with ``ItemProbability``; the other items are served normally.
+batch, the items naming ``UserID`` or, without one, each item with ``ItemProbability``; the
+other items are served normally, and the answer reports the failed ones as the command reports
+a failed item (``Command.items``, protocol/items.py): ``FailAccounts`` (multiaccount_import),
+``ResultCode`` = the rule's ``Code`` (account_check, account_delete; portrait_get also lists
+them in ``Fail_Account``), ``ErrorList`` entries (query_online_status, querystate; the call
+fails when none is left). On a command of one account per call (account_import, kick,
+portrait_set) it fails the call with ``Code``.
 
 Where: after every check of docs/protocol.md §4 (auth, rate limit, body validation), just before the
 command's handler — where Tencent's backend itself fails. Rules are evaluated oldest first; a
@@ -254,9 +259,6 @@ def spec_text(spec: FaultSpec) -> str:
 # --- the dispatcher's hook ---------------------------------------------------------------------
 
 
-request_user_ids = m.user_ids_of  # the UserIDs a request names (protocol/messages.py)
-
-
 class Holds:
     """Calls of each app waiting in injected latency now: at most ``MAX_HELD_CALLS`` each, so
     that latency rules cannot hold every connection the server has (other apps' included)."""
@@ -318,7 +320,7 @@ async def apply(rules: list[FaultRule], storage: Storage, cmd: Command, app: App
     def user_ids() -> list[str]:
         nonlocal cached
         if cached is None:
-            cached = request_user_ids(request)
+            cached = cmd.user_ids_of(request)  # the command's declaration (protocol/items.py)
         return cached
 
     latency, fired = 0, None
@@ -350,7 +352,7 @@ async def apply(rules: list[FaultRule], storage: Storage, cmd: Command, app: App
                  rule.id)
         raise DropConnection(rule.id)
     if rule.spec.fail_items:
-        return await _fail_items(rule, k, cmd, app, request, user_ids(), serve)
+        return await _fail_items(rule, k, cmd, app, request, serve)
     code = rule.spec.code
     assert code is not None
     if code == 60007:  # like the limiter's own refusal, for serve --throttle-hints
@@ -371,51 +373,28 @@ def _info(code: int, rule: FaultRule) -> str:
 
 
 async def _fail_items(rule: FaultRule, k: int, cmd: Command, app: App, request: Any,
-                      ids: list[str], serve: ServeFn) -> bytes:
+                      serve: ServeFn) -> bytes:
+    """Fail the chosen items of the batch, serve the others, answer both as the command's
+    answer reports items (``Command.items``: protocol/items.py). A command of one account per
+    call (account_import, kick, portrait_set) fails as a whole."""
     spec = rule.spec
     code = spec.code or DEFAULT_ITEM_CODE
     info = _info(code, rule)
+    where, ids = cmd.named(request)
+    shape = cmd.items
+    if shape is None or where is None or not where.array:
+        raise TimError(code, info)
     chosen = {i for i, uid in enumerate(ids)
               if (spec.user_id is None or uid == spec.user_id)
               and (spec.item_probability >= 1 or draw(spec.seed, k, i) < spec.item_probability)}
-    if isinstance(request, m.AccountCheckRequest | m.AccountDeleteRequest):
-        field = "CheckItem" if isinstance(request, m.AccountCheckRequest) else "DeleteItem"
-        items = getattr(request, field)
-        kept = [item for i, item in enumerate(items) if i not in chosen]
-        served = iter(await _served_items(cmd, app, msgspec.structs.replace(request, **{field: kept}),
-                                          kept, serve))
-        if isinstance(request, m.AccountCheckRequest):
-            merged_check = [m.CheckResultItem(UserID=uid, ResultCode=code, ResultInfo=info,
-                                              AccountStatus="NotImported")
-                            if i in chosen else next(served) for i, uid in enumerate(ids)]
-            return m.encode(m.AccountCheckResponse(ResultItem=merged_check))
-        merged_delete = [m.DeleteResultItem(ResultCode=code, ResultInfo=info, UserID=uid)
-                         if i in chosen else next(served) for i, uid in enumerate(ids)]
-        return m.encode(m.AccountDeleteResponse(ResultItem=merged_delete))
-    if isinstance(request, m.MultiAccountImportRequest):
+    items = getattr(request, where.field)
+    if shape.by_userid:  # every item of a failed UserID goes, duplicates included
         failed = {ids[i] for i in chosen}
-        if request.Accounts is not m.UNSET:
-            reduced = msgspec.structs.replace(
-                request, Accounts=[uid for uid in request.Accounts if uid not in failed])
-            left = reduced.Accounts
-        else:
-            reduced = msgspec.structs.replace(
-                request, AccountList=[it for it in request.AccountList if it.UserID not in failed])
-            left = reduced.AccountList
-        also = set()
-        if left:
-            answer = msgspec.json.decode(await serve(cmd, app, reduced),
-                                         type=m.MultiAccountImportResponse)
-            also = set(answer.FailAccounts)
-        order = dict.fromkeys(uid for uid in ids if uid in failed or uid in also)
-        return m.encode(m.MultiAccountImportResponse(FailAccounts=list(order)))
-    # One account per call (account_import, kick): failing its item fails the call.
-    raise TimError(code, info)
-
-
-async def _served_items(cmd: Command, app: App, reduced: Any, kept: list[Any],
-                        serve: ServeFn) -> list[Any]:
-    if not kept:
-        return []
-    answer = msgspec.json.decode(await serve(cmd, app, reduced), type=cmd.response)
-    return list(answer.ResultItem)
+        kept = [item for item, uid in zip(items, ids, strict=True) if uid not in failed]
+    else:
+        kept = [item for i, item in enumerate(items) if i not in chosen]
+    served = None
+    if kept:  # when every item fails, the handler is not called
+        reduced = msgspec.structs.replace(request, **{where.field: kept})
+        served = msgspec.json.decode(await serve(cmd, app, reduced), type=cmd.response)
+    return m.encode(shape.merge(cmd.response, ids, chosen, served, code, info))

@@ -15,16 +15,67 @@ as Tencent's login would. The login state itself is the server's (``service/pres
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..protocol.errors import TimError
+from ..protocol.messages import PLATFORMS, UserIDField
 from ..server.hooks import Access, BadInput, Endpoint, EndpointCall
+from ..service.presence import DISCONNECT_REASONS
 from ..storage import App, Device
 
 if TYPE_CHECKING:
     from ..service.presence import PresenceService
 
 MAX_BODY_BYTES = 4 * 1024
+
+
+# --- what the endpoints take and answer, for the OpenAPI document (server/openapi.py) ----------
+Platform = Annotated[str, Meta(extra_json_schema={"enum": list(PLATFORMS)})]
+
+
+class LoginIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    UserID: UserIDField
+    Platform: Platform
+
+
+class LogoutIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    UserID: UserIDField
+    Platform: Annotated[Platform, Meta(description="Without it: every device.")] | UnsetType = \
+        UNSET
+
+
+class DisconnectIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    UserID: UserIDField
+    Platform: Annotated[Platform, Meta(description="Without it: every device.")] | UnsetType = \
+        UNSET
+    Reason: Annotated[str, Meta(extra_json_schema={"enum": list(DISCONNECT_REASONS)})] | \
+        UnsetType = UNSET
+
+
+class DeviceState(Struct, kw_only=True):
+    Platform: str
+    Status: Annotated[str, Meta(extra_json_schema={"enum": ["Online", "PushOnline",
+                                                            "Offline"]})]
+    InstId: int
+
+
+class LoginOut(Struct, kw_only=True):
+    UserID: str
+    Device: DeviceState
+    KickedDevice: Annotated[list[DeviceState], Meta(
+        description="The device of the same platform it replaced.")] | UnsetType = UNSET
+
+
+class LogoutOut(Struct, kw_only=True):
+    UserID: str
+    LoggedOut: list[DeviceState]
+
+
+class DisconnectOut(Struct, kw_only=True):
+    UserID: str
+    Disconnected: list[DeviceState]
 
 
 def _device(device: Device, status: str) -> dict[str, Any]:
@@ -71,9 +122,12 @@ def login_endpoints(presence: PresenceService) -> list[Endpoint]:
 
     return [
         Endpoint("/_timserver/login", {"POST": login}, Access.SIGNED, cors=True,
-                 summary="Log a simulated device of an account in"),
+                 summary="Log a simulated device of an account in", request=LoginIn,
+                 response=LoginOut),
         Endpoint("/_timserver/logout", {"POST": logout}, Access.SIGNED, cors=True,
-                 summary="Log an account's device (or every device) out"),
+                 summary="Log an account's device (or every device) out", request=LogoutIn,
+                 response=LogoutOut),
         Endpoint("/_timserver/disconnect", {"POST": disconnect}, Access.SIGNED, cors=True,
-                 summary="Drop an account's connection (mobile devices stay PushOnline)"),
+                 summary="Drop an account's connection (mobile devices stay PushOnline)",
+                 request=DisconnectIn, response=DisconnectOut),
     ]

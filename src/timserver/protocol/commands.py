@@ -15,6 +15,7 @@ from msgspec import Struct
 
 from . import messages as m
 from .errors import OPENIM_PARSE_INFO, TimError, meaning
+from .items import ErrorList, FailList, ItemAnswer, ResultList, UserIDs
 from .validate import RequestParser
 
 #: The largest 32-bit unsigned integer: the top of ``random`` and of an SDKAppID.
@@ -84,6 +85,12 @@ class Command(Generic[RequestT, ResponseT]):
     body_codes: BodyCodes | None = None  # the command's own codes for a refused body
     #: fields a failure of the command's body or handler carries after the envelope's three
     fail_fields: dict[str, Any] = field(default_factory=dict)
+    #: where the request names UserIDs (protocol/items.py); alternatives, the first one present
+    #: in a request counts (multiaccount_import: ``Accounts`` or ``AccountList``)
+    user_ids: tuple[UserIDs, ...] = ()
+    #: how the answer reports a failed item of the batch; None: one account per call (failing
+    #: its item fails the call)
+    items: ItemAnswer | None = None
     parse: RequestParser = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +100,18 @@ class Command(Generic[RequestT, ResponseT]):
     @property
     def path(self) -> str:
         return f"/v4/{self.service}/{self.name}"
+
+    def named(self, request: Any) -> tuple[UserIDs | None, list[str]]:
+        """Where a (validated) request names its UserIDs, and those UserIDs in order,
+        duplicates kept: the items of a batch, or the one account of the call."""
+        for where in self.user_ids:
+            found = where.read(request)
+            if found is not None:
+                return where, found
+        return None, []
+
+    def user_ids_of(self, request: Any) -> list[str]:
+        return self.named(request)[1]
 
 
 LOGIN_SVC = "im_open_login_svc"
@@ -107,6 +126,10 @@ OPENIM_BODY = BodyCodes(90001, (("too_many", None, 90011), ("item", "To_Account"
 PROFILE_BODY = BodyCodes(40001, (("missing", "To_Account", 40002),))
 PROFILE_FAIL = {"ErrorDisplay": ""}
 _STATUS_SAMPLE = {"To_Account": ["id1", "id2", "id4"], "IsNeedDetail": 1}
+_TO_ACCOUNT = (UserIDs("To_Account"),)
+#: query_online_status / querystate: a failed item is an ErrorList entry (as 70107 is)
+_STATUS_ITEMS = ErrorList("QueryResult", "ErrorList",
+                          lambda uid, code: m.AccountError(To_Account=uid, ErrorCode=code))
 
 # Each declaration is also named (``ACCOUNT_IMPORT := ...``): its type, e.g.
 # ``Command[AccountImportRequest, Envelope]``, gives the SDK's method for it (timserver.client).
@@ -116,7 +139,7 @@ COMMANDS: tuple[Command[Any, Any], ...] = (
         request=m.AccountImportRequest, response=m.Envelope, handler="account_import",
         default_rate=200, max_items=1,
         sample={"UserID": "test", "Nick": "test", "FaceUrl": "http://www.qq.com"},
-        errors=(40601, 70398),
+        errors=(40601, 70398), user_ids=(UserIDs("UserID", array=False),),
     ),
     MULTIACCOUNT_IMPORT := Command(
         LOGIN_SVC, "multiaccount_import", "Import up to 100 accounts",
@@ -127,36 +150,46 @@ COMMANDS: tuple[Command[Any, Any], ...] = (
             {"UserID": "UserID_002", "Nick": "Nick_002", "FaceUrl": "http://www.qq.com"},
         ]},
         exactly_one_of=("Accounts", "AccountList"),
+        user_ids=(UserIDs("Accounts"), UserIDs("AccountList", "UserID")),
+        items=FailList("FailAccounts"),
     ),
     ACCOUNT_DELETE := Command(
         LOGIN_SVC, "account_delete", "Delete up to 100 accounts",
         request=m.AccountDeleteRequest, response=m.AccountDeleteResponse,
         handler="account_delete", default_rate=100, max_items=100,
         sample={"DeleteItem": [{"UserID": "UserID_1"}, {"UserID": "UserID_2"}]},
-        errors=(71000,),
+        errors=(71000,), user_ids=(UserIDs("DeleteItem", "UserID"),),
+        items=ResultList("ResultItem", lambda uid, code, info: m.DeleteResultItem(
+            ResultCode=code, ResultInfo=info, UserID=uid)),
     ),
     ACCOUNT_CHECK := Command(
         LOGIN_SVC, "account_check", "Query whether up to 100 accounts are imported",
         request=m.AccountCheckRequest, response=m.AccountCheckResponse,
         handler="account_check", default_rate=100, max_items=100,
         sample={"CheckItem": [{"UserID": "UserID_1"}, {"UserID": "UserID_2"}]},
+        user_ids=(UserIDs("CheckItem", "UserID"),),
+        items=ResultList("ResultItem", lambda uid, code, info: m.CheckResultItem(
+            UserID=uid, ResultCode=code, ResultInfo=info, AccountStatus="NotImported")),
     ),
     KICK := Command(
         LOGIN_SVC, "kick", "Invalidate an account's login state (earlier UserSigs)",
         request=m.KickRequest, response=m.Envelope, handler="kick",
         default_rate=200, max_items=1, sample={"UserID": "test"}, errors=(70107,),
+        user_ids=(UserIDs("UserID", array=False),),
     ),
     QUERY_ONLINE_STATUS := Command(
         OPENIM, "query_online_status", "Query the login status of up to 500 accounts",
         request=m.QueryOnlineStatusRequest, response=m.QueryOnlineStatusResponse,
         handler="query_online_status", default_rate=200, max_items=500, sample=_STATUS_SAMPLE,
         errors=(70107, 90001, 90003, 90011), body_codes=OPENIM_BODY,
+        user_ids=_TO_ACCOUNT, items=_STATUS_ITEMS,
     ),
     QUERYSTATE := Command(
         OPENIM, "querystate", "Query the login status of up to 500 accounts (legacy path)",
         request=m.QueryOnlineStatusRequest, response=m.QueryStateResponse,
         handler="querystate", default_rate=100, max_items=500, sample=_STATUS_SAMPLE,
         errors=(70107, 90001, 90003, 90011), body_codes=OPENIM_BODY,
+        user_ids=_TO_ACCOUNT, items=_STATUS_ITEMS,
     ),
     PORTRAIT_GET := Command(
         PROFILE, "portrait_get", "Read the nickname and avatar of up to 100 accounts",
@@ -164,6 +197,10 @@ COMMANDS: tuple[Command[Any, Any], ...] = (
         handler="portrait_get", default_rate=200, max_items=100,
         sample={"To_Account": ["id1"], "TagList": [m.NICK_TAG, m.IMAGE_TAG]},
         errors=(40001, 40002, 40003, 40009), body_codes=PROFILE_BODY, fail_fields=PROFILE_FAIL,
+        user_ids=_TO_ACCOUNT,
+        items=ResultList("UserProfileItem", lambda uid, code, info: m.UserProfile(
+            To_Account=uid, ProfileItem=[], ResultCode=code, ResultInfo=info),
+            fail_list="Fail_Account"),
     ),
     PORTRAIT_SET := Command(
         PROFILE, "portrait_set", "Set an account's nickname or avatar",
@@ -172,7 +209,7 @@ COMMANDS: tuple[Command[Any, Any], ...] = (
         sample={"From_Account": "id1",
                 "ProfileItem": [{"Tag": m.NICK_TAG, "Value": "MyNickName"}]},
         errors=(40001, 40003, 40009, 40601, 40610), body_codes=PROFILE_BODY,
-        fail_fields=PROFILE_FAIL,
+        fail_fields=PROFILE_FAIL, user_ids=(UserIDs("From_Account", array=False),),
     ),
 )
 

@@ -69,11 +69,20 @@ class MultiAccountImportRequest(Struct, kw_only=True):
     AccountList: list[AccountListItem] | UnsetType = UNSET
 
 
-class MultiAccountImportResponse(Struct, kw_only=True):
+class MultiAccountImportResponse(Struct, kw_only=True, dict=True):
+    """On the wire, exactly Tencent's four fields. The service also says why each UserID of
+    ``FailAccounts`` failed, in an attribute that is not a field (never encoded): read it with
+    ``fail_reasons`` (the console's import shows it)."""
+
     ActionStatus: str = "OK"
     ErrorCode: int = 0
     ErrorInfo: str = ""
     FailAccounts: list[str]
+
+
+def fail_reasons(response: MultiAccountImportResponse) -> dict[str, str]:
+    """Why each failed UserID failed, for people (empty when the answer was decoded from JSON)."""
+    return getattr(response, "reasons", {})
 
 
 # --- account_delete / account_check -----------------------------------------------------------
@@ -232,21 +241,3 @@ def encode(message: Any) -> bytes:
     """Compact JSON, keys in declaration order, non-ASCII as UTF-8 (as Tencent answers)."""
     return _encoder.encode(message)
 
-
-def user_ids_of(request: Any) -> list[str]:
-    """The UserIDs a (validated) request body names, in order, duplicates kept: the items of a
-    batch, or the one account of account_import / kick."""
-    if isinstance(request, AccountCheckRequest):
-        return [item.UserID for item in request.CheckItem]
-    if isinstance(request, AccountDeleteRequest):
-        return [item.UserID for item in request.DeleteItem]
-    if isinstance(request, MultiAccountImportRequest):
-        if request.Accounts is not UNSET:
-            return list(request.Accounts)
-        return [item.UserID for item in request.AccountList or ()]
-    if isinstance(request, (QueryOnlineStatusRequest, PortraitGetRequest)):
-        return list(request.To_Account)
-    if isinstance(request, PortraitSetRequest):
-        return [request.From_Account] if isinstance(request.From_Account, str) else []
-    user_id = getattr(request, "UserID", None)
-    return [user_id] if isinstance(user_id, str) else []

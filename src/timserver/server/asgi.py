@@ -88,7 +88,6 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
     access = ConsoleAccess(settings.console, settings.console_bind, settings.console_token)
     pipeline = Pipeline(dispatcher, journal=journal, access=access, plugins=plugins,
                         throttle_hints=settings.throttle_hints, callbacks=callbacks)
-    openapi_body = openapi_document()
     mode = "emulator" if settings.emulator else "production"
 
     async def v4_front(scope: Scope, receive: Receive, send: Send) -> None:
@@ -159,6 +158,8 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> Front:
         *pipeline.routes(),  # the plugins' endpoints and pages (console, emulator)
         Route("/{path:path}", pipeline.unknown, methods=ALL_METHODS),  # anything else: 60009
     ]
+    # the document, once the plugins' endpoints are known: those of the plugins this server runs
+    openapi_body = openapi_document(pipeline.declared)
     app = Starlette(routes=routes, lifespan=lifespan)
     # a request target no route can match ("*", "x/v4/..."): 60009 too, not Starlette's 404
     app.router.default = request_response(pipeline.unknown)

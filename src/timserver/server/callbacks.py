@@ -29,7 +29,7 @@ import logging
 import time
 import zlib
 from collections import deque
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import httpx
@@ -225,10 +225,36 @@ class CallbackSender(Plugin):
 
         return [
             Endpoint("/_timserver/callbacks", {"GET": listing}, cors=True,
-                     summary="The app's callback configuration and latest deliveries"),
+                     summary="The app's callback configuration and latest deliveries",
+                     response=Deliveries,
+                     description=f"The last {KEPT} deliveries of the app in this process, "
+                                 "oldest first; the URL without its Sign."),
             Endpoint("/_timserver/callbacks/clear", {"POST": clear}, cors=True,
-                     summary="Forget the app's recorded deliveries"),
+                     summary="Forget the app's recorded deliveries", request=ClearIn,
+                     response=Cleared),
         ]
+
+
+class CallbackConfig(msgspec.Struct, kw_only=True):
+    Url: str
+    Token: Annotated[bool, msgspec.Meta(description="Whether a token is set (never shown).")]
+    Commands: list[str]
+
+
+class Deliveries(msgspec.Struct, kw_only=True):
+    """``GET /_timserver/callbacks`` (its OpenAPI)."""
+
+    Callback: CallbackConfig | None
+    Count: int
+    Deliveries: list[Delivery]
+
+
+class ClearIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``{}``."""
+
+
+class Cleared(msgspec.Struct, kw_only=True):
+    Cleared: int
 
 
 def _config(callback: Callback | None) -> dict[str, Any] | None:

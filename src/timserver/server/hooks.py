@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
@@ -120,11 +122,37 @@ EndpointHandler = Callable[[EndpointCall], Awaitable["dict[str, Any] | Response"
 
 
 @dataclass(frozen=True)
+class Operation:
+    """What the OpenAPI document says of one method of an endpoint (``server/openapi.py``).
+
+    ``request``: the JSON body's struct; ``response``: the fields an OK answer adds to the
+    envelope; ``query``: the query parameters beyond the caller's credentials (a struct whose
+    fields are the parameters, optional when they have a default). msgspec structs, from which
+    the schemas are generated. ``download``: a media type the method may answer instead of the
+    envelope (the journal's NDJSON). ``resets``: the call changes how the app's later calls are
+    answered (fault rules, the clock, a reset): tools that generate calls from the document
+    (the schemathesis fuzz) leave it out; the document marks it ``x-timserver-resets``.
+    """
+
+    summary: str = ""
+    description: str = ""
+    request: type[Any] | None = None
+    response: type[Any] | None = None
+    query: type[Any] | None = None
+    download: str | None = None
+    resets: bool = False
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """An extension endpoint: its path, a handler per method, who may call it.
 
     A handler returns the answer's fields (put in the OK envelope) or a ``Response`` of its own
     (a download). ``cors``: answer browsers' preflight requests (the admin endpoints do).
+
+    Its OpenAPI: ``summary``, ``description``, ``request``, ``response``, ``query`` (see
+    ``Operation``) for an endpoint of one method; ``docs`` one ``Operation`` per method where
+    the methods differ (``GET`` lists, ``POST`` adds).
     """
 
     path: str
@@ -135,6 +163,41 @@ class Endpoint:
     #: the /v4 command this endpoint runs for the console (import, delete, kick): its answers
     #: go into the journal under that command's name, like the command's own calls
     journal_as: str | None = None
+    description: str = ""
+    request: type[Any] | None = None
+    response: type[Any] | None = None
+    query: type[Any] | None = None
+    docs: Mapping[str, Operation] = field(default_factory=dict)
+    #: in the OpenAPI document; False for a page's own endpoints (the console's, described in
+    #: docs/console.md), which no client but the page calls
+    listed: bool = True
+
+    def operation(self, method: str) -> Operation:
+        """The OpenAPI side of ``method``: its own ``docs`` entry, else the endpoint's."""
+        return self.docs.get(method) or Operation(self.summary, self.description, self.request,
+                                                  self.response, self.query)
+
+
+class JournalEntry(msgspec.Struct, frozen=True):
+    """One answered request, as the journal (``ServerHandles.journal``) gives it: what the
+    journal endpoints, the emulator's ``/_timserver/calls`` and the NDJSON export show."""
+
+    Id: str
+    Seq: int
+    Time: float  # Unix seconds, when the answer was sent
+    Method: str
+    Path: str
+    Command: str | None
+    SDKAppID: int | None
+    Identifier: str | None
+    ErrorCode: int
+    LatencyMs: float
+    RequestBytes: int
+    ResponseBytes: int
+    # with serve --record-bodies only (absent otherwise):
+    UserIDs: list[str] | msgspec.UnsetType = msgspec.UNSET  # named by the request body
+    RequestBody: str | msgspec.UnsetType = msgspec.UNSET  # cut at MAX_RECORDED_BODY bytes
+    ResponseBody: str | msgspec.UnsetType = msgspec.UNSET
 
 
 RouteHandler = Callable[["Request"], Awaitable["Response"]]

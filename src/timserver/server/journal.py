@@ -25,6 +25,8 @@ from typing import Any
 
 import msgspec
 
+from .hooks import JournalEntry as Entry  # one answered request (declared for the plugins)
+
 DEFAULT_SIZE = 1000
 MAX_SIZE = 100_000
 #: With ``serve --record-bodies``: the bytes of a request and of a response body kept per entry
@@ -40,27 +42,6 @@ def declared_size(declared: str | None) -> int:
     if declared and declared.isascii() and declared.isdigit():
         return min(int(declared), 2**53)
     return 0
-
-
-class Entry(msgspec.Struct, frozen=True):
-    """One answered request, as the journal endpoint and the NDJSON export show it."""
-
-    Id: str
-    Seq: int
-    Time: float  # Unix seconds, when the answer was sent
-    Method: str
-    Path: str
-    Command: str | None
-    SDKAppID: int | None
-    Identifier: str | None
-    ErrorCode: int
-    LatencyMs: float
-    RequestBytes: int
-    ResponseBytes: int
-    # with serve --record-bodies only (absent otherwise):
-    UserIDs: list[str] | msgspec.UnsetType = msgspec.UNSET  # named by the request body
-    RequestBody: str | msgspec.UnsetType = msgspec.UNSET  # cut at MAX_RECORDED_BODY bytes
-    ResponseBody: str | msgspec.UnsetType = msgspec.UNSET
 
 
 _encoder = msgspec.json.Encoder()

@@ -31,7 +31,6 @@ from starlette.routing import BaseRoute, Route
 
 from ..protocol.commands import BY_NAME, COMMANDS
 from ..protocol.errors import TimError
-from ..protocol.messages import user_ids_of
 from ..service.events import ORIGIN, Origin
 from . import observability
 from .access import ConsoleAccess
@@ -62,6 +61,7 @@ class Pipeline:
         self.access = access
         self.plugins = tuple(plugins)
         self.throttle_hints = throttle_hints
+        self.declared: list[tuple[str, Endpoint]] = []  # the plugins' endpoints (routes())
         handles = ServerHandles(
             storage=dispatcher.storage, clock=dispatcher.clock, limiter=dispatcher.limiter,
             apps=dispatcher.apps, deadline=dispatcher.deadline,
@@ -177,11 +177,15 @@ class Pipeline:
         return gated
 
     def routes(self) -> list[BaseRoute]:
-        """Every plugin's endpoints and plain routes, in the plugins' order."""
+        """Every plugin's endpoints and plain routes, in the plugins' order; the endpoints'
+        declarations stay in ``declared`` (plugin name, endpoint) for the OpenAPI document."""
         found: list[BaseRoute] = []
         gates = Gates(guard=self.gate, unknown=self.unknown)
+        self.declared = []
         for plugin in self.plugins:
-            found += [self.endpoint(decl) for decl in plugin.endpoints()]
+            endpoints = list(plugin.endpoints())
+            self.declared += [(plugin.name, decl) for decl in endpoints]
+            found += [self.endpoint(decl) for decl in endpoints]
             found += plugin.routes(gates)
         return found
 
@@ -205,7 +209,8 @@ class Pipeline:
             bodies = None
             if self.journal.record_bodies:  # serve --record-bodies (never the query: no UserSig)
                 bodies = (call.request_body, response,
-                          user_ids_of(call.request) if call.request is not None else [])
+                          BY_NAME[call.command].user_ids_of(call.request)
+                          if call.request is not None and call.command is not None else [])
             self.journal.record(method, shown_path, call.command, call.sdkappid, identifier,
                                 call.code, elapsed * 1000, request_bytes, response_bytes,
                                 bodies=bodies)

@@ -55,10 +55,7 @@ class AccountService:
                 raise TimError(40601, f"{problem}.")
         until = (await self._banned(app, [req.UserID])).get(req.UserID)
         if until is not None:
-            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
-            raise TimError(70399, f"The UserID {req.UserID!r} was deleted from this pro-edition "
-                                  f"app less than 90 days ago: it can be imported again from "
-                                  f"{when} (app clock).")
+            raise TimError(70399, f"The UserID {req.UserID!r} was {_ban_text(until)}")
         write = AccountWrite(req.UserID, _opt(req.Nick), _opt(req.FaceUrl))
         (applied,) = await self.storage.import_accounts(app.sdkappid, [write], self._cap(app))
         if not applied:
@@ -69,33 +66,44 @@ class AccountService:
     # --- multiaccount_import ------------------------------------------------------------------
     async def multiaccount_import(self, app: App,
                                   req: m.MultiAccountImportRequest) -> m.MultiAccountImportResponse:
-        failed: dict[str, None] = {}  # ordered set: each failed UserID once, first failure first
+        # each failed UserID once, first failure first, with why (not on the wire: the console)
+        failed: dict[str, str] = {}
         writes: list[AccountWrite] = []
         if req.Accounts is not m.UNSET:
             for uid in req.Accounts:  # old format: never touches profile fields
-                if userid_problem(uid):
-                    failed[uid] = None
+                problem = userid_problem(uid)
+                if problem:
+                    failed.setdefault(uid, f"UserID is invalid: {problem}.")
                 else:
                     writes.append(AccountWrite(uid))
         else:
             for item in req.AccountList:
-                if (userid_problem(item.UserID) or profile_problem("Nick", item.Nick)
-                        or profile_problem("FaceUrl", item.FaceUrl)):
-                    failed[item.UserID] = None
+                problem = userid_problem(item.UserID)
+                if problem:
+                    failed.setdefault(item.UserID, f"UserID is invalid: {problem}.")
+                    continue
+                problem = (profile_problem("Nick", item.Nick)
+                           or profile_problem("FaceUrl", item.FaceUrl))
+                if problem:
+                    failed.setdefault(item.UserID, f"{problem}.")
                 else:
                     writes.append(AccountWrite(item.UserID, _opt(item.Nick), _opt(item.FaceUrl)))
         banned = await self._banned(app, [w.user_id for w in writes])
         if banned:
             for write in writes:
                 if write.user_id in banned:
-                    failed[write.user_id] = None
+                    failed.setdefault(write.user_id,
+                                     f"It was {_ban_text(banned[write.user_id])[:-1]} (70399).")
             writes = [w for w in writes if w.user_id not in banned]
         if writes:
             applied = await self.storage.import_accounts(app.sdkappid, writes, self._cap(app))
             for write, ok in zip(writes, applied, strict=True):
                 if not ok:
-                    failed[write.user_id] = None
-        return m.MultiAccountImportResponse(FailAccounts=list(failed))
+                    failed.setdefault(write.user_id, "The app's edition allows no more "
+                                                     "accounts (70398).")
+        answer = m.MultiAccountImportResponse(FailAccounts=list(failed))
+        answer.reasons = failed  # type: ignore[attr-defined]  # not a field: never encoded
+        return answer
 
     # --- account_delete -----------------------------------------------------------------------
     async def account_delete(self, app: App,
@@ -157,3 +165,9 @@ class AccountService:
         await self.presence.kicked(app, req.UserID, REST_PLATFORM)  # every device logged out
         return m.Envelope()
 
+
+def _ban_text(until: float) -> str:
+    """Why a deleted UserID cannot be imported yet (docs/protocol.md §11.5)."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+    return (f"deleted from this pro-edition app less than 90 days ago: it can be imported "
+            f"again from {when} (app clock).")

@@ -6,22 +6,105 @@ console's buttons obey exactly the rules a REST call does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
 from starlette.responses import Response
 
+from ...protocol import messages as m
 from ...protocol.commands import BY_NAME, Command
 from ...protocol.errors import TimError
+from ...protocol.messages import fail_reasons
 from ...service.presence import account_status
-from ...service.rules import profile_problem, userid_problem
 from ...storage import App, Device
 from ..dispatch import MAX_BODY_BYTES
-from ..hooks import Access, Endpoint, EndpointCall, ServerHandles
-from ..journal import Journal
+from ..hooks import Access, Endpoint, EndpointCall, Operation, ServerHandles
+from ..journal import Entry, Journal
 from .params import MAX_SMALL_BODY, int_param, text_param
 
 MAX_PAGE = 200  # accounts per page
+
+
+# --- what the endpoints take and answer, for the OpenAPI document (server/openapi.py) ----------
+# Import, delete and kick take their /v4 command's own request struct.
+
+
+class AccountsQuery(Struct, kw_only=True):
+    prefix: Annotated[str, Meta(description="Only UserIDs that start with this (byte-exact).",
+                                max_length=128)] = ""
+    after: Annotated[str, Meta(description="The cursor: list UserIDs after this one.",
+                               max_length=128)] = ""
+    limit: Annotated[int, Meta(description=f"Accounts per page, 1 to {MAX_PAGE} (default 50).",
+                               ge=1, le=MAX_PAGE)] = 50
+
+
+class DeviceView(Struct, kw_only=True):
+    Platform: str
+    Status: Annotated[str, Meta(extra_json_schema={"enum": ["Online", "PushOnline"]})]
+    InstId: int
+    LoginAt: Annotated[float, Meta(description="Unix seconds, on the app's clock.")]
+
+
+class AccountView(Struct, kw_only=True):
+    UserID: str
+    Nick: str | None
+    FaceUrl: str | None
+    IsAdmin: bool
+    CreatedAt: Annotated[float, Meta(description="Unix seconds.")]
+    Status: Annotated[str, Meta(description="The login state, as openim/query_online_status "
+                                            "says.",
+                                extra_json_schema={"enum": ["Online", "PushOnline",
+                                                            "Offline"]})]
+    Devices: Annotated[list[DeviceView], Meta(description="The devices that are not Offline.")]
+
+
+class AccountsPage(Struct, kw_only=True):
+    SDKAppID: int
+    Total: Annotated[int, Meta(description="Every account, admins included.")]
+    Accounts: list[AccountView]
+    Next: Annotated[str, Meta(description="The cursor of the next page (empty on the last).")]
+
+
+class ImportFailure(Struct, kw_only=True):
+    UserID: str
+    Reason: Annotated[str, Meta(description="Why, as the service decided.")]
+
+
+class ImportDone(Struct, kw_only=True):
+    Imported: Annotated[int, Meta(description="Accounts created or updated.")]
+    FailAccounts: list[str]
+    Failures: list[ImportFailure]
+
+
+class DeleteDone(Struct, kw_only=True):
+    ResultItem: list[m.DeleteResultItem]
+
+
+class KickDone(Struct, kw_only=True):
+    """Nothing beyond the envelope."""
+
+
+class JournalQuery(Struct, kw_only=True):
+    limit: Annotated[int, Meta(description="The newest N entries (default 200).", ge=1)] = 200
+    after: Annotated[int, Meta(description="Only entries with Seq above this.",
+                               ge=0)] | UnsetType = UNSET
+    format: Annotated[str, Meta(description="json (default) or ndjson (a download, one entry "
+                                            "a line).",
+                                extra_json_schema={"enum": ["json", "ndjson"]})] = "json"
+    command: Annotated[str, Meta(description="Only this command's calls.")] | UnsetType = UNSET
+    code: Annotated[int, Meta(description="Only calls answered with this "
+                                          "ErrorCode.")] | UnsetType = UNSET
+    user_id: Annotated[str, Meta(description="Only calls whose body names this UserID "
+                                             "(serve --record-bodies only).")] | UnsetType = UNSET
+
+
+class JournalPage(Struct, kw_only=True):
+    Worker: int
+    Workers: int
+    Capacity: int
+    Last: int
+    Entries: list[Entry]
 
 
 def journal_answer(journal: Journal, params: dict[str, str],
@@ -100,27 +183,12 @@ def admin_endpoints(server: ServerHandles, journal: Journal) -> list[Endpoint]:
         app = app_of(call)
         body = await call.json(MAX_BODY_BYTES)
         cmd = BY_NAME["multiaccount_import"]
-        resp = await run(cmd, app, body)
+        await server.check_rate(app, cmd)  # as run() does: the rate limit, then the body
         parsed = cmd.parse(body)
-        items: dict[str, Any] = {}
-        if isinstance(parsed.AccountList, list):
-            for item in parsed.AccountList:
-                items.setdefault(item.UserID, item)
-        failures = []
-        for uid in resp.FailAccounts:  # why each failed: the same rules, asked again
-            item = items.get(uid)
-            problem = userid_problem(uid)
-            if problem:
-                reason = f"UserID is invalid: {problem}."
-            elif item is not None and (profile_problem("Nick", item.Nick)
-                                       or profile_problem("FaceUrl", item.FaceUrl)):
-                reason = (profile_problem("Nick", item.Nick)
-                          or profile_problem("FaceUrl", item.FaceUrl)) + "."
-            else:
-                reason = "The app's edition allows no more accounts (70398)."
-            failures.append({"UserID": uid, "Reason": reason})
-        wanted = parsed.Accounts if isinstance(parsed.Accounts, list) else list(items)
-        imported = len(set(wanted) - set(resp.FailAccounts))
+        resp = await server.run(cmd, app, parsed)
+        reasons = fail_reasons(resp)  # why each failed: the service says
+        failures = [{"UserID": uid, "Reason": reasons.get(uid, "")} for uid in resp.FailAccounts]
+        imported = len(set(cmd.user_ids_of(parsed)) - set(resp.FailAccounts))
         return {"Imported": imported, "FailAccounts": resp.FailAccounts, "Failures": failures}
 
     async def accounts_delete(call: EndpointCall) -> dict[str, Any]:
@@ -134,13 +202,31 @@ def admin_endpoints(server: ServerHandles, journal: Journal) -> list[Endpoint]:
     async def journal_for_app(call: EndpointCall) -> dict[str, Any] | Response:
         return journal_answer(journal, call.params, app_of(call).sdkappid)
 
+    journal_doc = Operation(
+        "Recent answered /v4 requests of the app", query=JournalQuery, response=JournalPage,
+        download="application/x-ndjson",
+        description="The request journal (with --workers N, every worker's calls): time, "
+                    "command, ErrorCode, latency and body sizes of the app's recent calls, "
+                    "including the console's imports, deletes and kicks, oldest first. No "
+                    "UserSig or query string is ever recorded; bodies only with serve "
+                    "--record-bodies.")
     return [
-        Endpoint("/_timserver/accounts", {"GET": accounts_list}, Access.ADMIN),
+        Endpoint("/_timserver/accounts", {"GET": accounts_list}, Access.ADMIN,
+                 summary="List the app's accounts", query=AccountsQuery, response=AccountsPage,
+                 description="In UserID order, a page at a time, each with its login state."),
         Endpoint("/_timserver/accounts/import", {"POST": accounts_import}, Access.ADMIN,
-                 journal_as="multiaccount_import"),
+                 journal_as="multiaccount_import", summary="Import up to 100 accounts",
+                 request=m.MultiAccountImportRequest, response=ImportDone,
+                 description="The body, rules, rate limit and FailAccounts of "
+                             "multiaccount_import, and why each account failed."),
         Endpoint("/_timserver/accounts/delete", {"POST": accounts_delete}, Access.ADMIN,
-                 journal_as="account_delete"),
+                 journal_as="account_delete", summary="Delete up to 100 accounts",
+                 request=m.AccountDeleteRequest, response=DeleteDone,
+                 description="The body, rules, rate limit and ResultItem of account_delete."),
         Endpoint("/_timserver/accounts/kick", {"POST": accounts_kick}, Access.ADMIN,
-                 journal_as="kick"),
-        Endpoint("/_timserver/journal", {"GET": journal_for_app}, Access.ADMIN),
+                 journal_as="kick", summary="Invalidate an account's UserSigs",
+                 request=m.KickRequest, response=KickDone,
+                 description="The body, rules and rate limit of kick."),
+        Endpoint("/_timserver/journal", {"GET": journal_for_app}, Access.ADMIN,
+                 docs={"GET": journal_doc}),
     ]

@@ -25,7 +25,7 @@ from ...service.rules import userid_problem
 from ...storage import App
 from ..access import ConsoleAccess
 from ..envelope import ALL_METHODS
-from ..hooks import Access, Endpoint, EndpointCall, Gates, ServerHandles
+from ..hooks import Access, Endpoint, EndpointCall, Gates, Operation, ServerHandles
 from ..journal import Journal
 from .admin import journal_answer
 from .params import MAX_SMALL_BODY, field, int_param
@@ -226,17 +226,26 @@ def console_endpoints(server: ServerHandles, access: ConsoleAccess,
         return _callback_view(updated)
 
     return [
-        Endpoint("/_timserver/console/meta", {"GET": console_meta}, Access.CONSOLE),
-        Endpoint("/_timserver/console/apps", {"GET": console_apps}, Access.CONSOLE_TOKEN),
-        Endpoint("/_timserver/console/usersig", {"POST": console_sign}, Access.CONSOLE_TOKEN),
+        # the page's own endpoints (docs/console.md): not in the OpenAPI document (listed=False)
+        Endpoint("/_timserver/console/meta", {"GET": console_meta}, Access.CONSOLE,
+                 summary="The console page's settings (server time, token, emulator)",
+                 listed=False),
+        Endpoint("/_timserver/console/apps", {"GET": console_apps}, Access.CONSOLE_TOKEN,
+                 summary="The hosted apps", listed=False),
+        Endpoint("/_timserver/console/usersig", {"POST": console_sign}, Access.CONSOLE_TOKEN,
+                 summary="Sign a UserSig with a hosted app's key", listed=False),
         Endpoint("/_timserver/console/usersig/explain", {"POST": console_explain},
-                 Access.CONSOLE),
-        Endpoint("/_timserver/console/journal", {"GET": console_journal}, Access.CONSOLE_TOKEN),
+                 Access.CONSOLE, summary="Decode a UserSig and say whether it would pass",
+                 listed=False),
+        Endpoint("/_timserver/console/journal", {"GET": console_journal}, Access.CONSOLE_TOKEN,
+                 summary="Recent answered /v4 requests of every app", listed=False),
         # the app's third-party callback settings: they make this server send requests to any
         # URL, so, like `timserver app set-callback`, they are the operator's (console token),
         # not any holder of an admin UserSig's
         Endpoint("/_timserver/console/callback", {"GET": callback_get, "POST": callback_set},
-                 Access.CONSOLE_TOKEN),
+                 Access.CONSOLE_TOKEN, listed=False, docs={
+                     "GET": Operation("An app's third-party callback settings"),
+                     "POST": Operation("Change an app's third-party callback settings")}),
     ]
 
 
