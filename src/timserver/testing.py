@@ -20,6 +20,11 @@ With pytest, in your ``conftest.py``::
     with start_server(args=["--throttle-hints"]) as server:
         print(server.base_url, server.sdkappid, server.key)
 
+``ServeProcess(db, args)`` is the process alone (no app made: for a database a test prepared
+itself), with ``output()``, ``restart()``, ``kill()`` (SIGKILL) and ``stop()``; ``TimServer``
+is one with the helpers. ``CallbackReceiver`` records the third-party callbacks an app sends
+and answers as told (OK, HTTP 500, not JSON, no answer).
+
 Nothing here runs at import: the fixtures start a server only when a test asks for one.
 """
 
@@ -112,11 +117,12 @@ class ServeProcess:
     ready (``GET /healthz`` answers 200) when the constructor returns.
 
     ``args`` go to ``timserver serve`` after the options set here (a later option wins). Its
-    output, across restarts, is appended to ``log_path`` (in ``folder``; default a temporary
-    folder, removed when the object is collected) and never to a pipe: a pipe that nobody reads
-    fills up (64 KiB) and then blocks the server on its next log line. ``env`` adds variables to
-    the child's environment (a value ``None`` removes one); ``log_level`` ``None`` leaves the
-    option out. A port taken between the probe and the bind is retried on another port.
+    output goes to ``log_path`` (in ``folder``; default a temporary folder, removed when the
+    object is collected), emptied at the first start and appended to by restarts, never to a
+    pipe: a pipe that nobody reads fills up (64 KiB) and then blocks the server on its next log
+    line. ``env`` adds variables to the child's environment (a value ``None`` removes one);
+    ``log_level`` ``None`` leaves the option out. A port taken between the probe and the bind
+    is retried on another port.
     """
 
     def __init__(self, db: str, args: Sequence[str] = (), *, folder: str | Path | None = None,
@@ -169,7 +175,7 @@ class ServeProcess:
         for attempt in range(3):  # a free port may be taken between the probe and the bind
             self.port = free_port()
             self.base_url = f"http://127.0.0.1:{self.port}"
-            with open(self.log_path, "ab") as log:
+            with open(self.log_path, "ab" if self.starts else "wb") as log:  # a new log, then appended
                 self._log_start = log.tell()
                 self.process = subprocess.Popen(self.command(), stdout=log,
                                                 stderr=subprocess.STDOUT, cwd=self.cwd,
