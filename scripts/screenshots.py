@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import httpx
 from playwright.sync_api import Page, sync_playwright
 
 from timserver import usersig
+from timserver.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SDKAPPID = 1400012345
@@ -42,12 +42,6 @@ PEOPLE = [("alice", "Alice Martin"), ("bob", "Bob Chen"), ("carol", "Carol Diaz"
 def timserver(*args: str, db: str) -> str:
     return subprocess.run([sys.executable, "-m", "timserver", *args, "--db", db],
                           capture_output=True, text=True, check=True, timeout=60).stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seed(base: str, key: str) -> None:

@@ -8,7 +8,6 @@ import random
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from timserver import usersig
 from timserver.protocol.commands import BY_NAME
 from timserver.service import apps as app_rules
 from timserver.storage import App
+from timserver.testing import ServeProcess, free_port
 
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 SDKAPPID = 1400000000
@@ -101,12 +101,6 @@ async def make_app(server_app: Any, edition: str = "developer", admins: tuple[st
 # --- a real server on a loopback port ----------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def cli(*args: str, db: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "timserver", *args]
     if db:
@@ -114,56 +108,13 @@ def cli(*args: str, db: str | None = None, check: bool = True) -> subprocess.Com
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60)
 
 
-class LiveServer:
-    """``timserver serve`` in a child process on a free loopback port.
-
-    Its output goes to a temporary file, never to a pipe: a pipe that nobody reads fills up
-    (64 KiB) and then blocks the server's event loop on its next log line, which looked like a
-    hang of the server under test (a database outage logs a traceback per failed call).
-    """
+class LiveServer(ServeProcess):
+    """``timserver serve --log-level warning EXTRA...`` on a free loopback port, ready: the
+    process starter of ``timserver.testing`` (its output in a file, ``output()``, ``stop()``,
+    ``kill()``, ``restart()``), for tests that make their own apps in ``db``."""
 
     def __init__(self, db: str, *extra: str) -> None:
-        self.db = db
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "timserver", "serve", "--port", str(self.port), "--db", db,
-             "--log-level", "warning", *extra],
-            stdout=self._log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.wait_ready()
-
-    def output(self) -> str:
-        """Everything the server has written so far."""
-        self._log.seek(0)
-        return self._log.read().decode("utf-8", "replace")
-
-    def wait_ready(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.output()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> str:
-        """Stop the server (SIGTERM, then SIGKILL after 10 s); everything it wrote."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        return self.output()
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        super().__init__(db, extra, log_level="warning", access_log=True)
 
 
 # --- PostgreSQL for the tests -------------------------------------------------------------------

@@ -7,12 +7,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -22,56 +19,14 @@ from timserver.server.asgi import Settings
 from timserver.server.callbacks import CallbackSender, sign
 from timserver.service.events import STATE_CHANGE, Event
 from timserver.storage import App, Callback
+from timserver.testing import CallbackReceiver
 from timserver.wiring import make_app as make_server
 
 
-class Receiver:
-    """A receiver of callbacks on a loopback port: records each, answers per ``mode``."""
-
-    def __init__(self) -> None:
-        self.got: list[dict[str, Any]] = []
-        self.mode = "ok"  # ok | 500 | text | hang
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                parts = urlsplit(self.path)
-                receiver.got.append({"path": parts.path, "raw_query": parts.query,
-                                     "query": dict(parse_qsl(parts.query)),
-                                     "body": json.loads(body)})
-                if receiver.mode == "hang":
-                    time.sleep(1.5)
-                status, answer = 200, b'{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}'
-                if receiver.mode == "500":
-                    status = 500
-                elif receiver.mode == "text":
-                    answer = b"fine, thanks"
-                elif receiver.mode == "huge":
-                    answer = b"x" * (8 * 1024 * 1024)
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cb"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
+def receiver() -> Iterator[CallbackReceiver]:
+    with CallbackReceiver(path="/cb", hang=1.5) as r:
+        yield r
 
 
 def test_sign_is_tencents_documented_example() -> None:
@@ -88,7 +43,7 @@ async def _with_callback(server_app: Any, client: httpx.AsyncClient, url: str,
 
 
 async def test_deliveries_keep_each_userids_order_and_are_listed(server_app, client,
-                                                                 receiver: Receiver) -> None:
+                                                                 receiver: CallbackReceiver) -> None:
     api = await _with_callback(server_app, client, receiver.url)
     a = uid("a")
     assert (await api.call("account_import", {"UserID": a}))["ErrorCode"] == 0
@@ -96,12 +51,12 @@ async def test_deliveries_keep_each_userids_order_and_are_listed(server_app, cli
         await api.control("login", {"UserID": a, "Platform": "Android"})
         await api.control("logout", {"UserID": a})
     assert await server_app.state.callbacks.drain(10)
-    actions = [g["body"]["Info"]["Action"] for g in receiver.got]
+    actions = [g.body["Info"]["Action"] for g in receiver.received]
     assert actions == ["Login", "Logout"] * 5
-    first = receiver.got[0]
-    assert list(first["query"]) == ["SdkAppid", "CallbackCommand", "contenttype", "ClientIP",
+    first = receiver.received[0]
+    assert list(first.query) == ["SdkAppid", "CallbackCommand", "contenttype", "ClientIP",
                                     "OptPlatform", "Sign", "RequestTime"]
-    q = first["query"]
+    q = first.query
     assert (q["SdkAppid"], q["CallbackCommand"], q["OptPlatform"]) == (
         str(api.app.sdkappid), STATE_CHANGE, "Android")
     assert q["Sign"] == sign("tok", int(q["RequestTime"]))
@@ -123,10 +78,10 @@ def _admin_query(api: Api) -> dict[str, str]:
     return query(api.app, random=None, contenttype=None)
 
 
-@pytest.mark.parametrize(("mode", "error"), [("500", "HTTP 500"), ("text", "not JSON"),
+@pytest.mark.parametrize(("mode", "error"), [("fail", "HTTP 500"), ("text", "not JSON"),
                                              ("huge", "longer than 64 KiB")])
 async def test_a_receiver_that_refuses_is_a_failed_delivery(server_app, client,
-                                                            receiver: Receiver, mode: str,
+                                                            receiver: CallbackReceiver, mode: str,
                                                             error: str) -> None:
     receiver.mode = mode
     api = await _with_callback(server_app, client, receiver.url, token=None)
@@ -135,15 +90,15 @@ async def test_a_receiver_that_refuses_is_a_failed_delivery(server_app, client,
     await api.call("portrait_set", {"From_Account": a, "ProfileItem": [
         {"Tag": "Tag_Profile_IM_Nick", "Value": "n"}]})
     assert await server_app.state.callbacks.drain(10)
-    (got,) = receiver.got
-    assert "Sign" not in got["query"] and got["query"]["OptPlatform"] == "RESTAPI"
-    assert got["body"]["Operator_Account"] == api.app.admins[0]
+    (got,) = receiver.received
+    assert "Sign" not in got.query and got.query["OptPlatform"] == "RESTAPI"
+    assert got.body["Operator_Account"] == api.app.admins[0]
     (delivery,) = server_app.state.callbacks.deliveries(api.app.sdkappid)
     assert delivery.Outcome == "failed" and error in delivery.Error, delivery
     assert len(delivery.Answer) <= 2000  # what is kept of an answer, whatever its size
 
 
-async def test_a_hanging_receiver_is_given_up_and_delays_no_answer(receiver: Receiver) -> None:
+async def test_a_hanging_receiver_is_given_up_and_delays_no_answer(receiver: CallbackReceiver) -> None:
     receiver.mode = "hang"
     sender = CallbackSender(timeout=0.3)
     app = App(1400000009, "0" * 64, "developer", ("administrator",),
@@ -158,7 +113,7 @@ async def test_a_hanging_receiver_is_given_up_and_delays_no_answer(receiver: Rec
     await sender.shutdown()
 
 
-async def test_a_full_queue_drops_and_counts(receiver: Receiver) -> None:
+async def test_a_full_queue_drops_and_counts(receiver: CallbackReceiver) -> None:
     from prometheus_client import REGISTRY
 
     receiver.mode = "hang"
@@ -183,7 +138,7 @@ async def test_commands_switched_off_and_apps_without_a_url_send_nothing(receive
     for app in (quiet, none):
         sender.emit(app, Event(STATE_CHANGE, "u", {}, "Web", ""))
     assert await sender.drain(2)
-    assert receiver.got == [] and sender.deliveries(1) == [] == sender.deliveries(2)
+    assert receiver.received == [] and sender.deliveries(1) == [] == sender.deliveries(2)
     await sender.shutdown()
 
 
@@ -201,7 +156,7 @@ async def test_production_sends_callbacks_but_serves_no_logins(tmp_path, receive
             await api.call("portrait_set", {"From_Account": a, "ProfileItem": [
                 {"Tag": "Tag_Profile_IM_Nick", "Value": "n"}]})
             assert await server.state.callbacks.drain(10)
-            assert [g["query"]["CallbackCommand"] for g in receiver.got] == [
+            assert [g.query["CallbackCommand"] for g in receiver.received] == [
                 "Profile.CallbackPortraitSet"]
             assert (await api.call("query_online_status", {"To_Account": [a]}))[
                 "QueryResult"] == [{"To_Account": a, "Status": "Offline"}]

@@ -20,32 +20,42 @@ With pytest, in your ``conftest.py``::
     with start_server(args=["--throttle-hints"]) as server:
         print(server.base_url, server.sdkappid, server.key)
 
+``ServeProcess(db, args)`` is the process alone (no app made: for a database a test prepared
+itself), with ``output()``, ``restart()``, ``kill()`` (SIGKILL) and ``stop()``; ``TimServer``
+is one with the helpers. ``CallbackReceiver`` records the third-party callbacks an app sends
+and answers as told (OK, HTTP 500, not JSON, no answer).
+
 Nothing here runs at import: the fixtures start a server only when a test asks for one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlencode
+from typing import Any, Self, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
 from . import usersig
 from .emulator.state import MAX_CLOCK_OFFSET as _MAX_CLOCK_OFFSET
 
-__all__ = ["ControlError", "TimServer", "start_server"]
+__all__ = ["CallbackReceiver", "ControlError", "ReceivedCallback", "ServeProcess", "TimServer",
+           "free_port", "start_server", "stop_process"]
 
 T = TypeVar("T")
 COMMANDS = ("account_import", "multiaccount_import", "account_delete", "account_check", "kick")
@@ -63,10 +73,26 @@ class ControlError(RuntimeError):
         self.answer = answer
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (another process may take it before you bind)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_free_port = free_port  # the name of earlier releases
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """End a child process: SIGTERM, then SIGKILL when it has not ended within ``timeout``."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _in_thread(work: Callable[[], T]) -> T:
@@ -86,43 +112,79 @@ def _in_thread(work: Callable[[], T]) -> T:
     return box["value"]
 
 
-class TimServer:
-    """A running timserver process and the app it hosts; the helpers speak HTTP to it."""
+class ServeProcess:
+    """``timserver serve`` in a child process on a free loopback port, started at once and
+    ready (``GET /healthz`` answers 200) when the constructor returns.
 
-    def __init__(self, *, db: str, folder: Path, sdkappid: int, key: str, admin: str,
-                 args: Sequence[str] = (), owns_folder: bool = False,
-                 startup_timeout: float = 30.0) -> None:
+    ``args`` go to ``timserver serve`` after the options set here (a later option wins). Its
+    output goes to ``log_path`` (in ``folder``; default a temporary folder, removed when the
+    object is collected), emptied at the first start and appended to by restarts, never to a
+    pipe: a pipe that nobody reads fills up (64 KiB) and then blocks the server on its next log
+    line. ``env`` adds variables to the child's environment (a value ``None`` removes one);
+    ``log_level`` ``None`` leaves the option out. A port taken between the probe and the bind
+    is retried on another port.
+    """
+
+    def __init__(self, db: str, args: Sequence[str] = (), *, folder: str | Path | None = None,
+                 log_name: str = "server.log", log_level: str | None = "warning",
+                 access_log: bool = True, env: Mapping[str, str | None] | None = None,
+                 cwd: str | Path | None = None, startup_timeout: float = 30.0,
+                 stop_timeout: float = 10.0) -> None:
         self.db = db
-        self.folder = folder
-        self.sdkappid = sdkappid
-        self.key = key
-        self.admin = admin
         self.args = list(args)
-        self.log_path = folder / "server.log"
-        self._owns_folder = owns_folder
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if folder is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="timserver-serve-")
+            folder = self._tmp.name
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.folder / log_name
+        self.log_level = log_level
+        self.access_log = access_log
+        self.env = dict(env or {})
+        self.cwd = cwd
         self._startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.base_url = ""
-        self.client = httpx.Client(timeout=30)
-        self._start()
+        self.starts = 0
+        self.start()
 
     # --- life cycle ------------------------------------------------------------------------------
-    def _start(self) -> None:
+    def command(self) -> list[str]:
+        """The command line of the next start (``self.port`` chosen)."""
+        return [sys.executable, "-m", "timserver", "serve", "--host", "127.0.0.1",
+                "--port", str(self.port), "--db", self.db,
+                *(["--log-level", self.log_level] if self.log_level else []),
+                *([] if self.access_log else ["--no-access-log"]), *self.args]
+
+    def _environment(self) -> dict[str, str]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for name, value in self.env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
+
+    def start(self) -> None:
+        """Start the server (on a new free port) unless it runs; return when it is ready."""
+        if self.alive():
+            return
         for attempt in range(3):  # a free port may be taken between the probe and the bind
-            self.port = _free_port()
+            self.port = free_port()
             self.base_url = f"http://127.0.0.1:{self.port}"
-            with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "timserver", "serve", "--host", "127.0.0.1",
-                     "--port", str(self.port), "--db", self.db, "--log-level", "warning",
-                     "--no-access-log", *self.args],
-                    stdout=log, stderr=subprocess.STDOUT,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            with open(self.log_path, "ab" if self.starts else "wb") as log:  # a new log, then appended
+                self._log_start = log.tell()
+                self.process = subprocess.Popen(self.command(), stdout=log,
+                                                stderr=subprocess.STDOUT, cwd=self.cwd,
+                                                env=self._environment())
+            self.starts += 1
             if self._wait_ready():
                 return
-            if attempt == 2 or "address already in use" not in self.logs().lower():
-                raise RuntimeError(f"timserver did not start; its output:\n{self.logs()[-4000:]}")
+            if attempt == 2 or "address already in use" not in self.output(since_start=True).lower():
+                raise RuntimeError(f"timserver did not start; its output:\n{self.output()[-4000:]}")
 
     def _wait_ready(self) -> bool:
         assert self.process is not None
@@ -140,38 +202,84 @@ class TimServer:
         return False
 
     def _terminate(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, self.stop_timeout)
 
-    def stop(self) -> None:
-        """Stop the server (and remove its temporary folder, when it made one)."""
-        self.client.close()
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The running (or last) child process."""
+        assert self.process is not None
+        return self.process
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> str:
+        """Stop the server (SIGTERM, then SIGKILL after ``stop_timeout``); all it wrote."""
         self._terminate()
-        if self._owns_folder:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        return self.output()
+
+    def kill(self) -> None:
+        """SIGKILL, by PID: no clean-up of any kind (a crash)."""
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
 
     def restart(self) -> None:
         """Stop and start the server again on the same database (a new port)."""
         self._terminate()
-        self._start()
+        self.start()
 
-    def logs(self) -> str:
+    def output(self, *, since_start: bool = False) -> str:
+        """Everything the server has written (across restarts; since the last start only with
+        ``since_start``)."""
         try:
-            return self.log_path.read_text("utf-8", "replace")
+            with open(self.log_path, "rb") as log:
+                if since_start:
+                    log.seek(self._log_start)
+                return log.read().decode("utf-8", "replace")
         except OSError:
             return ""
 
-    def __enter__(self) -> TimServer:
+    def logs(self) -> str:
+        return self.output()
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class TimServer(ServeProcess):
+    """A running timserver process and the app it hosts; the helpers speak HTTP to it."""
+
+    def __init__(self, *, db: str, folder: Path, sdkappid: int, key: str, admin: str,
+                 args: Sequence[str] = (), owns_folder: bool = False,
+                 startup_timeout: float = 30.0, **options: Any) -> None:
+        self.sdkappid = sdkappid
+        self.key = key
+        self.admin = admin
+        self._owns_folder = owns_folder
+        self.client = httpx.Client(timeout=30)
+        options = {"log_level": "warning", "access_log": False, **options}
+        try:
+            super().__init__(db, args, folder=folder, startup_timeout=startup_timeout, **options)
+        except BaseException:
+            self.client.close()
+            raise
+
+    def stop(self) -> str:
+        """Stop the server (and remove its temporary folder, when it made one); all it wrote."""
+        self.client.close()
+        output = super().stop()
+        if self._owns_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return output
 
     # --- calling it ------------------------------------------------------------------------------
     def usersig(self, identifier: str | None = None, expire: int = 86400,
@@ -348,26 +456,227 @@ def _create_app(db: str, sdkappid: int | None, edition: str, admin: str,
 def start_server(*, args: Sequence[str] = (), folder: str | Path | None = None,
                  db: str | None = None, sdkappid: int | None = None,
                  edition: str = "developer", admin: str = "administrator",
-                 unlimited: bool = False, startup_timeout: float = 30.0) -> TimServer:
+                 unlimited: bool = False, startup_timeout: float = 30.0,
+                 create_app: bool = True, key: str | None = None,
+                 **options: Any) -> TimServer:
     """Start a timserver on a free loopback port, with a new SQLite database and one new app.
 
     ``args`` go to ``timserver serve`` (e.g. ``["--throttle-hints"]``, ``["--workers", "2"]``);
     ``unlimited`` lifts the app's rate limits (the default keeps Tencent's). The database and the
     server's log live in ``folder`` (default: a temporary folder removed by ``stop``); ``db``
     names another database instead (e.g. a PostgreSQL URL), where the app is created.
+
+    ``create_app=False`` makes no app: the helpers then sign as ``sdkappid``/``key``/``admin``,
+    an app the caller made (or, without them, sign nothing useful). ``options`` go to
+    ``ServeProcess`` (``log_level``, ``access_log``, ``env``, ``cwd``, ``log_name``,
+    ``stop_timeout``).
     """
     owns = folder is None
     path = Path(tempfile.mkdtemp(prefix="timserver-test-")) if folder is None else Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     db = db or f"sqlite:///{path / 'timserver.db'}"
     try:
-        made_id, key = _create_app(db, sdkappid, edition, admin, unlimited)
+        if create_app:
+            made_id, key = _create_app(db, sdkappid, edition, admin, unlimited)
+        else:
+            made_id, key = sdkappid or 0, key or ""
         return TimServer(db=db, folder=path, sdkappid=made_id, key=key, admin=admin, args=args,
-                         owns_folder=owns, startup_timeout=startup_timeout)
+                         owns_folder=owns, startup_timeout=startup_timeout, **options)
     except BaseException:
         if owns:
             shutil.rmtree(path, ignore_errors=True)
         raise
+
+
+# --- a receiver of third-party callbacks (docs/protocol.md §11.3) --------------------------------
+
+_OK_ANSWER = {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}
+RECEIVER_MODES = ("ok", "fail", "text", "hang", "huge")
+
+
+@dataclass(frozen=True)
+class ReceivedCallback:
+    """One request a ``CallbackReceiver`` got; unpacks as ``query, raw_query, path, body``."""
+
+    query: dict[str, str]  # the query's parameters, in their order (blank ones kept)
+    raw_query: str  # the query string as sent
+    path: str  # the URL's path, without the query
+    body: Any  # the body, decoded from JSON (None when it is not JSON)
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
+    content: bytes = b""  # the body as sent
+    at: float = 0.0  # time.time() on arrival
+
+    @property
+    def command(self) -> str | None:
+        """The query's ``CallbackCommand``."""
+        return self.query.get("CallbackCommand")
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.query, self.raw_query, self.path, self.body))
+
+
+class CallbackReceiver:
+    """A receiver of third-party callbacks on a free loopback port, serving in a thread.
+
+    Point an app at ``url`` (``server.set_callback(receiver.url)``); every request is recorded
+    in ``received`` on arrival (before any wait), and answered per ``mode``:
+
+    * ``"ok"``: HTTP 200 and Tencent's envelope, with ``error_code`` (``ActionStatus`` FAIL
+      unless 0): a delivered callback;
+    * ``"fail"``: HTTP 500 and a text body (``fail_body``);
+    * ``"text"``: HTTP 200 and a body that is not JSON;
+    * ``"huge"``: HTTP 200 and 8 MiB that are not JSON (the sender reads 64 KiB of it);
+    * ``"hang"``: no answer for ``hang`` seconds (beyond the sender's 2 s), or until closed.
+
+    ``status`` sets the HTTP status of every answer; ``delay`` waits that long before every
+    answer. ``modes`` maps the first segment of a request's path to a mode of its own (e.g.
+    ``{"fail": "fail"}``: requests to ``url + "fail/..."`` fail, the others answer per ``mode``).
+    The attributes may be changed while it runs. Use it as a context manager, or ``close()``.
+    """
+
+    def __init__(self, mode: str = "ok", *, status: int | None = None, error_code: int = 0,
+                 delay: float = 0.0, hang: float = 10.0, path: str = "/",
+                 modes: Mapping[str, str] | None = None,
+                 fail_body: bytes = b"receiver broke") -> None:
+        for name in (mode, *(modes or {}).values()):
+            if name not in RECEIVER_MODES:
+                raise ValueError(f"unknown mode {name!r} (one of {', '.join(RECEIVER_MODES)})")
+        self.mode = mode
+        self.status = status
+        self.error_code = error_code
+        self.delay = delay
+        self.hang = hang
+        self.modes = dict(modes or {})
+        self.fail_body = fail_body
+        self.received: list[ReceivedCallback] = []
+        self._cond = threading.Condition()
+        self._closing = threading.Event()
+        self._server = _ReceiverHTTPServer(("127.0.0.1", 0), _receiver_handler(self))
+        self.port = self._server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base_url}/{path.lstrip('/')}"
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="callback-receiver", daemon=True)
+        self._thread.start()
+
+    def url_for(self, path: str) -> str:
+        """The URL of ``path`` on this receiver (e.g. ``"fail/x"``, to use ``modes``)."""
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def mode_for(self, path: str) -> str:
+        return self.modes.get(path.strip("/").split("/")[0], self.mode)
+
+    def _record(self, got: ReceivedCallback) -> None:
+        with self._cond:
+            self.received.append(got)
+            self._cond.notify_all()
+
+    def _answer(self, path: str) -> tuple[int, bytes, str]:
+        mode = self.mode_for(path)
+        if self.delay:
+            self._closing.wait(self.delay)
+        if mode == "hang":
+            self._closing.wait(self.hang)
+        if mode == "fail":
+            return self.status or 500, self.fail_body, "text/plain; charset=utf-8"
+        if mode == "text":
+            return self.status or 200, b"fine, thanks", "text/plain; charset=utf-8"
+        if mode == "huge":  # a receiver that answers far more than anyone reads
+            return self.status or 200, b"x" * (8 * 1024 * 1024), "text/plain; charset=utf-8"
+        answer = _OK_ANSWER if self.error_code == 0 else {
+            "ActionStatus": "FAIL", "ErrorInfo": "refused by the test's CallbackReceiver",
+            "ErrorCode": self.error_code}
+        return (self.status or 200, json.dumps(answer, separators=(",", ":")).encode(),
+                "application/json; charset=utf-8")
+
+    def select(self, where: Callable[[ReceivedCallback], bool] | None = None,
+               ) -> list[ReceivedCallback]:
+        """What has been received (matching ``where``), oldest first."""
+        with self._cond:
+            return [got for got in self.received if where is None or where(got)]
+
+    def wait_for(self, n: int = 1, timeout: float = 10.0,
+                 where: Callable[[ReceivedCallback], bool] | None = None,
+                 ) -> list[ReceivedCallback]:
+        """Wait until ``n`` requests (matching ``where``) have come or ``timeout`` has passed;
+        those that came (compare their number with ``n``)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                got = self.select(where)  # the condition's lock is re-entrant
+                left = deadline - time.monotonic()
+                if len(got) >= n or left <= 0:
+                    return got
+                self._cond.wait(min(left, 0.1))
+
+    def clear(self) -> None:
+        with self._cond:
+            self.received.clear()
+
+    def close(self) -> None:
+        """Stop serving (a hanging answer is given up)."""
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> CallbackReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _ReceiverHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a sender that hung up on a slow answer
+
+
+def _receiver_handler(receiver: CallbackReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _content(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                out = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return out
+                    out += self.rfile.read(size)
+                    self.rfile.readline()
+            size = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(size) if size else b""
+
+        def _handle(self) -> None:
+            content = self._content()
+            parts = urlsplit(self.path)
+            try:
+                body = json.loads(content)
+            except ValueError:
+                body = None
+            receiver._record(ReceivedCallback(
+                query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+                raw_query=parts.query, path=parts.path, body=body, method=self.command,
+                headers={k.lower(): v for k, v in self.headers.items()}, content=content,
+                at=time.time()))
+            status, payload, kind = receiver._answer(parts.path)
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_POST(self) -> None:
+            self._handle()
+
+        def do_GET(self) -> None:
+            self._handle()
+    return Handler
 
 
 # --- the pytest plugin (pytest_plugins = ["timserver.testing"]) ----------------------------------

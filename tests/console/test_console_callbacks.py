@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -25,6 +23,7 @@ from support import KEY, Api, LiveServer, make_app, query, uid
 
 from timserver import usersig
 from timserver.server.console import TOKEN_HEADER
+from timserver.testing import CallbackReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -155,46 +154,11 @@ async def test_allow_delete_switches_account_delete_on_for_a_pro_app(console) ->
 # --- in Chromium, with a real receiver ---------------------------------------------------------
 
 
-class Receiver:
-    """A loopback HTTP receiver of callbacks: /fail answers 500, anything else 200 + JSON."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[str, dict[str, list[str]], dict[str, Any]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                size = int(self.headers.get("Content-Length") or 0)
-                parts = urlsplit(self.path)
-                outer.got.append((parts.path, parse_qs(parts.query),
-                                  json.loads(self.rfile.read(size))))
-                failing = parts.path == "/fail"
-                data = b"receiver broke" if failing else json.dumps(
-                    {"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}).encode()
-                self.send_response(500 if failing else 200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.stop()
+def receiver() -> Iterator[CallbackReceiver]:
+    """A loopback HTTP receiver of callbacks: /fail answers 500, anything else 200 + JSON."""
+    with CallbackReceiver(modes={"fail": "fail"}) as r:
+        yield r
 
 
 def admin(server: LiveServer, path: str, body: Any) -> dict:
@@ -219,7 +183,7 @@ def shoot(page: Any, name: str) -> None:
 
 
 def test_a_login_shows_its_delivery_in_the_callbacks_view(page: Any, live_console: LiveServer,
-                                                          receiver: Receiver) -> None:
+                                                          receiver: CallbackReceiver) -> None:
     secret = f"cbtok-{uid()}"
     user = uid("cb")
     assert admin(live_console, "/v4/im_open_login_svc/account_import",
@@ -227,7 +191,7 @@ def test_a_login_shows_its_delivery_in_the_callbacks_view(page: Any, live_consol
     page.click("a[data-nav=callbacks]")
     page.wait_for_selector("#cb-url:not([disabled])")
     assert page.inner_text("#cb-on") == "Callbacks off"
-    page.fill("#cb-url", f"{receiver.url}/im?from=timserver")
+    page.fill("#cb-url", f"{receiver.base_url}/im?from=timserver")
     page.fill("#cb-token", secret)
     page.click("#cb-save")
     page.wait_for_selector("#cb-message:has-text('Saved')")
@@ -244,9 +208,10 @@ def test_a_login_shows_its_delivery_in_the_callbacks_view(page: Any, live_consol
     row.wait_for()
     text = row.inner_text()
     assert "State.StateChange" in text and "200" in text and " ms" in text
-    assert "Sign=" not in text and f"{receiver.url}/im?from=timserver" in text
+    assert "Sign=" not in text and f"{receiver.base_url}/im?from=timserver" in text
     # what the receiver got: the login, signed with the token
-    path, params, body = receiver.got[-1]
+    got = receiver.received[-1]
+    path, params, body = got.path, parse_qs(got.raw_query), got.body
     assert path == "/im" and params["CallbackCommand"] == ["State.StateChange"]
     assert params["OptPlatform"] == ["Android"] and params["SdkAppid"] == [str(LIVE_APP)]
     assert params["Sign"] == [hashlib.sha256(
@@ -255,16 +220,16 @@ def test_a_login_shows_its_delivery_in_the_callbacks_view(page: Any, live_consol
 
     # a receiver that fails: status and error shown (the token set stays)
     page.evaluate("document.getElementById('cb-message').replaceChildren()")
-    page.fill("#cb-url", f"{receiver.url}/fail")
+    page.fill("#cb-url", f"{receiver.base_url}/fail")
     page.click("#cb-save")
     page.wait_for_selector("#cb-message:has-text('signed with the token')")
     assert httpx.get(f"{live_console.base_url}{SETTINGS}?app={LIVE_APP}",
-                     headers=AUTH).json()["Callback"]["Url"] == f"{receiver.url}/fail"
+                     headers=AUTH).json()["Callback"]["Url"] == f"{receiver.base_url}/fail"
     assert admin(live_console, "/_timserver/logout", {"UserID": user})["ErrorCode"] == 0
     failed = page.locator("#cb-rows tr[data-outcome=failed]", has_text=user)
     failed.wait_for()
     assert "500" in failed.inner_text() and "HTTP 500" in failed.inner_text()
-    assert receiver.got[-1][0] == "/fail" and receiver.got[-1][2]["Info"]["Action"] == "Logout"
+    assert receiver.received[-1].path == "/fail" and receiver.received[-1].body["Info"]["Action"] == "Logout"
 
     row.click()
     detail = page.locator("#cb-detail")
@@ -283,11 +248,11 @@ def test_a_login_shows_its_delivery_in_the_callbacks_view(page: Any, live_consol
     page.click("#cb-clear")
     page.click("#confirm-ok")
     page.wait_for_selector("#cb-on:has-text('Callbacks off')")
-    before = len(receiver.got)
+    before = len(receiver.received)
     assert admin(live_console, "/_timserver/login",
                  {"UserID": user, "Platform": "Web"})["ErrorCode"] == 0
     time.sleep(0.5)
-    assert len(receiver.got) == before
+    assert len(receiver.received) == before
     assert httpx.get(f"{live_console.base_url}{SETTINGS}?app={LIVE_APP}",
                      headers=AUTH).json()["Callback"] is None
 
@@ -308,12 +273,12 @@ def test_allow_delete_is_switched_from_the_page(page: Any, live_console: LiveSer
 
 
 def test_without_the_token_the_settings_are_read_only(page: Any, live_console: LiveServer,
-                                                      receiver: Receiver) -> None:
+                                                      receiver: CallbackReceiver) -> None:
     """The key typed in the page signs admin calls: deliveries are listed, settings not edited."""
     from playwright.sync_api import expect
 
     assert httpx.post(f"{live_console.base_url}{SETTINGS}", headers=AUTH, json={
-        "SDKAppID": LIVE_APP, "Url": f"{receiver.url}/ro"}).json()["ErrorCode"] == 0
+        "SDKAppID": LIVE_APP, "Url": f"{receiver.base_url}/ro"}).json()["ErrorCode"] == 0
     page.click("#token-open")
     page.click("#token-forget")
     page.wait_for_selector("#session-status:has-text('No console token')")
@@ -321,7 +286,7 @@ def test_without_the_token_the_settings_are_read_only(page: Any, live_console: L
     page.fill("#key", KEY)
     page.dispatch_event("#key", "change")
     page.click("a[data-nav=callbacks]")
-    expect(page.locator("#cb-url")).to_have_value(f"{receiver.url}/ro")
+    expect(page.locator("#cb-url")).to_have_value(f"{receiver.base_url}/ro")
     assert page.is_disabled("#cb-url") and page.is_disabled("#cb-save")
     assert "needs the console token" in page.inner_text("#cb-note")
     user = uid("ro")

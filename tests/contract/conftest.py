@@ -51,7 +51,6 @@ def server(workdir):
         jobs = [(a.sdkappid, cmd, rate) for a in apps for cmd, rate in a.limits.items()]
         list(ex.map(lambda j: cli_set_limit(db, *j, cwd=workdir), jobs))
     srv = ServerProcess(db, workdir)
-    srv.wait_ready()
     yield srv
     srv.stop()
 

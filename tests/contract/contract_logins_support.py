@@ -9,8 +9,8 @@ the CLI (``python -m timserver ...``) and over HTTP on 127.0.0.1:
 * ``ext`` / ``login`` / ``logout`` / ``disconnect`` / ``set_clock`` call the ``/_timserver/``
   endpoints, signed like a /v4 call;
 * ``online`` / ``state`` / ``detail`` read login state through ``v4/openim/query_online_status``;
-* ``Receiver`` is a third-party callback receiver (``http.server`` in a thread, loopback only)
-  that records every delivery;
+* ``Receiver`` is a third-party callback receiver (timserver.testing's ``CallbackReceiver``: an
+  ``http.server`` in a thread, loopback only) that records every delivery;
 * ``cli`` runs a CLI command with the connection settings in the environment.
 """
 
@@ -22,15 +22,15 @@ import os
 import random
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote
 
 from contract_support import ADMIN, App, Reply, cli_create_app, official_sig
+
+from timserver.testing import CallbackReceiver, ReceivedCallback
 
 OPENIM = "openim"
 PROFILE = "profile"
@@ -242,8 +242,6 @@ def profile_of(api, app: App, user: str) -> dict[str, str]:
 # A third-party callback receiver
 # --------------------------------------------------------------------------------------------
 
-OK_ANSWER = b'{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}'
-
 
 @dataclass
 class Delivery:
@@ -277,7 +275,8 @@ class Delivery:
 
 
 class Receiver:
-    """A callback receiver on 127.0.0.1 (a free port), serving in a thread.
+    """A callback receiver on 127.0.0.1 (a free port), serving in a thread: timserver.testing's
+    CallbackReceiver, its records seen as Deliveries.
 
     The first path segment picks the behaviour: ``/hang/...`` waits 10 s before answering,
     ``/fail/...`` answers HTTP 500, anything else answers 200 with Tencent's OK envelope.
@@ -286,118 +285,41 @@ class Receiver:
     HANG_SECONDS = 10.0
 
     def __init__(self) -> None:
-        self.deliveries: list[Delivery] = []
-        self.cond = threading.Condition()
-        self.stopping = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
-            def _body(self) -> bytes:
-                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                    out = b""
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            self.rfile.readline()
-                            return out
-                        out += self.rfile.read(size)
-                        self.rfile.readline()
-                n = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(n) if n else b""
-
-            def _handle(self) -> None:
-                body = self._body()
-                parts = urlsplit(self.path)
-                try:
-                    data = json.loads(body.decode("utf-8"))
-                except Exception:
-                    data = None
-                d = Delivery(
-                    method=self.command,
-                    path=parts.path,
-                    raw_query=parts.query,
-                    query=parse_qsl(parts.query, keep_blank_values=True),
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    body=body,
-                    received=time.time(),
-                    data=data,
-                )
-                with receiver.cond:
-                    receiver.deliveries.append(d)
-                    receiver.cond.notify_all()
-                first = parts.path.strip("/").split("/")[0]
-                if first == "hang":
-                    receiver.stopping.wait(receiver.HANG_SECONDS)
-                if first == "fail":
-                    self.send_response(500)
-                    payload = b"internal error"
-                    self.send_header("Content-Type", "text/plain")
-                else:
-                    self.send_response(200)
-                    payload = OK_ANSWER
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_POST(self) -> None:
-                self._handle()
-
-            def do_GET(self) -> None:
-                self._handle()
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:  # a hung-up sender
-                pass
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="callback-receiver", daemon=True)
-        self.thread.start()
+        self.receiver = CallbackReceiver(modes={"hang": "hang", "fail": "fail"},
+                                         hang=self.HANG_SECONDS, fail_body=b"internal error")
+        self.port = self.receiver.port
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+        return self.receiver.url_for(path)
 
     def close(self) -> None:
-        self.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.receiver.close()
+
+    @staticmethod
+    def _matches(d: Delivery, path: str | None = None, user: str | None = None,
+                 command: str | None = None) -> bool:
+        return ((path is None or d.path == "/" + path.strip("/")) and (user is None or d.user == user)
+                and (command is None or d.command == command))
 
     def select(self, path: str | None = None, user: str | None = None, command: str | None = None) -> list[Delivery]:
-        with self.cond:
-            out = list(self.deliveries)
-        if path is not None:
-            out = [d for d in out if d.path == "/" + path.strip("/")]
-        if user is not None:
-            out = [d for d in out if d.user == user]
-        if command is not None:
-            out = [d for d in out if d.command == command]
-        return out
+        out = [_delivery(got) for got in self.receiver.select()]
+        return [d for d in out if self._matches(d, path, user, command)]
 
     def wait(self, n: int = 1, timeout: float = 5.0, **sel: Any) -> list[Delivery]:
         """Wait until at least n deliveries match `sel` (path/user/command); return them all."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                got = self.select_locked(**sel)
-                left = deadline - time.monotonic()
-                if len(got) >= n or left <= 0:
-                    return got
-                self.cond.wait(min(left, 0.1))
-
-    def select_locked(self, **sel: Any) -> list[Delivery]:
-        # called with self.cond held: the Condition's lock is re-entrant (RLock)
-        return self.select(**sel)
+        got = self.receiver.wait_for(n, timeout, lambda g: self._matches(_delivery(g), **sel))
+        return [_delivery(g) for g in got]
 
     def quiet(self, seconds: float, **sel: Any) -> list[Delivery]:
         """Wait `seconds`, then return the deliveries matching `sel` (to show none came)."""
         time.sleep(seconds)
         return self.select(**sel)
+
+
+def _delivery(got: ReceivedCallback) -> Delivery:
+    return Delivery(method=got.method, path=got.path, raw_query=got.raw_query,
+                    query=parse_qsl(got.raw_query, keep_blank_values=True), headers=got.headers,
+                    body=got.content, received=got.at, data=got.body)
 
 
 def poll_until(fn: Callable[[], Any], timeout: float = 10.0, interval: float = 0.2) -> Any:

@@ -17,10 +17,8 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +30,8 @@ from urllib.parse import quote
 
 import httpx
 import TLSSigAPIv2
+
+from timserver.testing import ServeProcess, free_port  # noqa: F401 (free_port: for the tests)
 
 SVC = "im_open_login_svc"
 COMMANDS = ("account_import", "multiaccount_import", "account_delete", "account_check", "kick")
@@ -220,62 +220,21 @@ def cli_set_limit(db: str, sdkappid: int, command: str, rate: int, cwd: str | No
     run_cli("app", "set-limit", "--db", db, str(sdkappid), command, str(rate), cwd=cwd)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def sqlite_url(path: str) -> str:
     return "sqlite:///" + path  # absolute path -> sqlite:////tmp/...
 
 
-class ServerProcess:
-    """A running `python -m timserver serve` on 127.0.0.1."""
+class ServerProcess(ServeProcess):
+    """A running `python -m timserver serve` on 127.0.0.1 (started, and ready, by
+    timserver.testing's process starter), run in `workdir` with its log there."""
 
-    def __init__(self, db: str, workdir: str, name: str = "server"):
-        self.db = db
+    def __init__(self, db: str, workdir: str, name: str = "server", *args: str, **options: Any):
         self.workdir = workdir
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(workdir, f"{name}.log")
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "timserver", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--db", db],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
+        super().__init__(db, args, folder=workdir, log_name=f"{name}.log", log_level=None,
+                         cwd=workdir, **options)
 
     def log(self) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"timserver serve exited early ({self.proc.returncode}):\n{self.log()}")
-            try:
-                httpx.post(f"{self.base_url}/v4/{SVC}/account_check", content=b"{}", timeout=1.0)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"timserver serve did not answer within {timeout}s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._log.close()
+        return self.output()
 
 
 # --------------------------------------------------------------------------------------------

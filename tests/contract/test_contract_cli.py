@@ -2,8 +2,6 @@
 
 import re
 import secrets
-import subprocess
-import sys
 import time
 
 import httpx
@@ -12,9 +10,9 @@ from contract_support import (
     ADMIN,
     SVC,
     App,
+    ServerProcess,
     build_sig,
     decode_sig,
-    free_port,
     hmac_field,
     run_cli,
     sqlite_url,
@@ -139,23 +137,15 @@ def test_app_create_prints_key_and_running_server_sees_it(api, server):
 
 def test_serve_on_empty_database_creates_developer_app(tmp_path):
     db = sqlite_url(str(tmp_path / "empty.db"))
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as lf:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "timserver", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db],
-            stdout=lf,
-            stderr=subprocess.STDOUT,
-            cwd=str(tmp_path),
-        )
+    srv = ServerProcess(db, str(tmp_path), "serve")
     try:
-        base = f"http://127.0.0.1:{port}"
+        base = srv.base_url
         deadline = time.monotonic() + 30
         text = ""
         sdkappid = key = None
         while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text(errors="replace")
-            text = log.read_text(errors="replace")
+            assert srv.alive(), srv.log()
+            text = srv.log()
             keys = HEX64_RE.findall(text)
             m = re.search(r"sdkappid=0*(\d+)", text) or re.search(r"SDKAppID\D{0,20}(\d{3,})", text, re.I)
             if keys and m and "curl" in text:
@@ -180,12 +170,7 @@ def test_serve_on_empty_database_creates_developer_app(tmp_path):
         finally:
             client.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        srv.stop()
 
 
 @pytest.mark.parametrize(

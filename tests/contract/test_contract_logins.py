@@ -6,12 +6,8 @@ this module (created at run time): `lg` (two admins) and `lg2`; one test starts 
 with `--no-emulator`.
 """
 
-import os
-import subprocess
-import sys
 import time
 
-import httpx
 import pytest
 from contract_logins_support import (
     DESKTOP,
@@ -30,7 +26,17 @@ from contract_logins_support import (
     online,
     state,
 )
-from contract_support import ADMIN, App, Reply, build_sig, cli_create_app, free_port, sleep_past_second, sqlite_url, uid
+from contract_support import (
+    ADMIN,
+    App,
+    Reply,
+    ServerProcess,
+    build_sig,
+    cli_create_app,
+    sleep_past_second,
+    sqlite_url,
+    uid,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -342,40 +348,11 @@ def test_login_endpoints_absent_without_emulator(tmp_path):
     app = App("noemu", 1400001351, "developer", [ADMIN])
     db = sqlite_url(str(tmp_path / "noemu.db"))
     cli_create_app(db, app, cwd=str(tmp_path))
-    port = free_port()
-    log = open(tmp_path / "noemu.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "timserver",
-            "serve",
-            "--no-emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--db",
-            db,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=str(tmp_path),
-        env={k: v for k, v in os.environ.items() if k != "TIMSERVER_EMULATOR"},
-    )
+    srv = ServerProcess(db, str(tmp_path), "noemu", "--no-emulator", env={"TIMSERVER_EMULATOR": None})
     try:
         from contract_support import Api
 
-        api = Api(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (tmp_path / "noemu.log").read_text(errors="replace")
-            try:
-                api.client.get(f"{api.base_url}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+        api = Api(srv.base_url)
         try:
             u = uid()
             assert api.import_one(app, u).code == 0
@@ -390,10 +367,4 @@ def test_login_endpoints_absent_without_emulator(tmp_path):
         finally:
             api.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+        srv.stop()

@@ -19,7 +19,6 @@ def locked_env(tmp_path_factory):
     app = App("res", 1400000141, "developer")
     cli_create_app(db, app, cwd=d)
     srv = ServerProcess(db, d, name="res")
-    srv.wait_ready()
     client = Api(srv.base_url)
     yield app, client, path, srv
     client.close()

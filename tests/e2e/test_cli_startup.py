@@ -18,6 +18,8 @@ import httpx
 import pytest
 from support import LiveServer, cli, free_port
 
+from timserver.testing import stop_process
+
 KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 
 
@@ -47,12 +49,7 @@ class Started:
         raise AssertionError(f"no {needle!r}: {self.text()}{self.text('err')}")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=15)
 
 
 def run_serve(*args: str, home: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -3,15 +3,11 @@ what a user's own tests would write (docs/emulator.md, "Simulated logins and cal
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
-from timserver.testing import ControlError, TimServer
+from timserver.testing import CallbackReceiver, ControlError, TimServer
 
 pytestmark = pytest.mark.slow
 
@@ -37,32 +33,19 @@ def test_logins_move_the_status_and_a_reset_forgets_them(tim_server: TimServer) 
 
 
 def test_callbacks_reach_a_receiver_and_are_listed(tim_server: TimServer) -> None:
-    got: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    try:
-        tim_server.set_callback(f"http://127.0.0.1:{receiver.server_address[1]}/", "t0ken")
-        tim_server.call("account_import", {"UserID": "bob"})
-        tim_server.login("bob", "Android")
-        deadline = time.monotonic() + 10
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert [g["Info"]["Action"] for g in got] == ["Login"]
-        (delivery,) = [d for d in tim_server.deliveries() if d["UserID"] == "bob"]
-        assert delivery["Outcome"] == "delivered" and "OptPlatform=Android" in delivery["Url"]
-    finally:
-        tim_server.clear_callback()
-        receiver.shutdown()
-        receiver.server_close()
+    with CallbackReceiver() as receiver:
+        try:
+            tim_server.set_callback(receiver.url, "t0ken")
+            tim_server.call("account_import", {"UserID": "bob"})
+            tim_server.login("bob", "Android")
+            got = receiver.wait_for(1, timeout=10)
+            assert [g.body["Info"]["Action"] for g in got] == ["Login"]
+            deadline = time.monotonic() + 10  # the sender records the answer after it came
+            while True:
+                (delivery,) = [d for d in tim_server.deliveries() if d["UserID"] == "bob"]
+                if delivery["Outcome"] != "queued" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert delivery["Outcome"] == "delivered" and "OptPlatform=Android" in delivery["Url"]
+        finally:
+            tim_server.clear_callback()

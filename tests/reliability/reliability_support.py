@@ -9,10 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,7 @@ from timserver import usersig
 from timserver.protocol.errors import CATALOGUE
 from timserver.service import apps as app_rules
 from timserver.storage import App, make_storage
+from timserver.testing import ServeProcess
 
 COMMANDS = ("account_import", "multiaccount_import", "account_delete", "account_check", "kick")
 ADMIN = "administrator"
@@ -157,82 +154,19 @@ def log_defects(text: str) -> list[str]:
 
 # --- a server process ---------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``timserver serve`` on a free loopback port, its output (access log included) in a file."""
+class Server(ServeProcess):
+    """``timserver serve`` on a free loopback port (``timserver.testing``'s process starter),
+    its output (access log included) in a file in ``folder``; ``kill()`` is SIGKILL by PID,
+    ``start()`` starts it again on a new port."""
 
     def __init__(self, db: str, folder: Path, *args: str, log_level: str = "info",
                  env: dict[str, str] | None = None) -> None:
-        self.db = db
-        self.folder = folder
-        self.args = list(args)
-        self.log_level = log_level
-        self.env = env or {}
-        self.starts = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = folder / "server-0.log"
-        self.start()
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout: float = 30) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = self.folder / f"server-{self.starts}.log"
-        self.starts += 1
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "timserver", "serve", "--host", "127.0.0.1", "--port",
-                 str(self.port), "--db", self.db, "--log-level", self.log_level, *self.args],
-                stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server did not start: {self.log()[-3000:]}")
+        super().__init__(db, args, folder=folder, log_level=log_level, access_log=True, env=env,
+                         stop_timeout=15)
 
     def log(self) -> str:
         """Everything this server wrote, across its restarts."""
-        parts = []
-        for n in range(self.starts):
-            path = self.folder / f"server-{n}.log"
-            if path.exists():
-                parts.append(path.read_text("utf-8", "replace"))
-        return "".join(parts)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL, by PID: no clean-up of any kind."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        return self.output()
 
     # --- /proc measurements ---------------------------------------------------------------------
     def rss_kib(self) -> int:

@@ -6,7 +6,6 @@ import json
 import random
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +13,8 @@ import httpx
 import pytest
 import TLSSigAPIv2
 from support import LiveServer, TcpProxy, cli, fresh_postgres_database, redis_or_skip, uid
+
+from timserver.testing import CallbackReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -233,27 +234,12 @@ def _status(base: str, app: dict, user: str) -> dict[str, Any]:
 def test_a_login_through_one_instance_is_seen_through_another_and_called_back_once(
         pg_server: str) -> None:
     pg_url = fresh_postgres_database(pg_server)
-    got: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            answer = b'{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    receiver = CallbackReceiver(path="/cb")
     app = new_app(pg_url)
     for name in ("query_online_status", "portrait_set"):
         cli("app", "set-limit", str(app["sdkappid"]), name, "0", db=pg_url)
     cli("app", "set-callback", str(app["sdkappid"]),
-        f"http://127.0.0.1:{receiver.server_address[1]}/cb", db=pg_url)
+        receiver.url, db=pg_url)
     a = LiveServer(pg_url)
     b = LiveServer(pg_url)
     try:
@@ -266,16 +252,13 @@ def test_a_login_through_one_instance_is_seen_through_another_and_called_back_on
         assert _status(b.base_url, app, user)["QueryResult"] == [
             {"To_Account": user, "Status": "Online",
              "Detail": [{"Platform": "iPhone", "Status": "Online"}]}]
-        deadline = time.monotonic() + 10
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.05)
+        receiver.wait_for(1, timeout=10)
         time.sleep(0.5)  # room for a second (wrong) delivery from the other instance
-        assert [g["Info"]["Action"] for g in got] == ["Login"]
+        assert [g.body["Info"]["Action"] for g in receiver.received] == ["Login"]
     finally:
         a.stop()
         b.stop()
-        receiver.shutdown()
-        receiver.server_close()
+        receiver.close()
 
 
 def test_login_state_survives_sigkill(live_db: str) -> None:
