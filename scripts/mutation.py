@@ -37,7 +37,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         ["tests/test_rules_edges.py", "tests/test_properties.py::test_userid_problems_is_userid_problem_of_each"],
     ),
     "ratelimit": ("src/timserver/service/ratelimit.py", ["tests/test_ratelimit_edges.py", "tests/test_ratelimit.py"]),
-    "accounts": ("src/timserver/service/accounts.py", ["tests/test_accounts_edges.py", "tests/test_accounts.py"]),
+    "accounts": (
+        "src/timserver/service/accounts.py",
+        ["tests/test_accounts_edges.py", "tests/test_accounts.py", "tests/test_logins_profiles.py"],
+    ),
 }
 # The SQLite half of the backend-parametrised tests: the modules above know no storage engine.
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-k", "not postgres"]

@@ -4,6 +4,8 @@ server the same way over loopback."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from support import Api, make_app, sign, uid
 
@@ -18,6 +20,12 @@ async def _imported(api: Api, *names: str, nick: str | None = None) -> list[str]
         body = {"UserID": user} if nick is None else {"UserID": user, "Nick": nick}
         assert (await api.call("account_import", body))["ErrorCode"] == 0
     return ids
+
+
+def _days_in(seconds: float) -> set[str]:
+    """The UTC date ``seconds`` from now, or from a minute ago (a test may cross midnight)."""
+    now = time.time()
+    return {time.strftime("%Y-%m-%d", time.gmtime(t + seconds)) for t in (now - 60, now)}
 
 
 async def _status(api: Api, *ids: str, **flags: int) -> dict:
@@ -93,7 +101,7 @@ async def test_501_accounts_is_90011_and_500_are_served(api: Api) -> None:
 async def test_a_users_own_usersig_logs_it_in_until_it_is_kicked(api: Api) -> None:
     """§11.2: self-signed logins obey the UserSig checks; another user may not; kick logs out."""
     a, b = await _imported(api, "a", "b")
-    own = sign(api.app, a, now=int(__import__("time").time()) - 5)
+    own = sign(api.app, a, now=int(time.time()) - 5)
     done = await api.control("login", {"UserID": a, "Platform": "PC"}, identifier=a, sig=own)
     assert done["ErrorCode"] == 0, done
     other = await api.control("login", {"UserID": a, "Platform": "Mac"}, identifier=b,
@@ -186,7 +194,8 @@ async def test_pro_deletion_is_switched_on_per_app_and_bans_for_90_days(server_a
     assert (await api.call("account_delete", {"DeleteItem": [{"UserID": a}]}))["ResultItem"][0][
         "ResultCode"] == 0
     single = await api.call("account_import", {"UserID": a})
-    assert single["ErrorCode"] == 70399 and "UTC" in single["ErrorInfo"], single
+    assert single["ErrorCode"] == 70399, single
+    assert any(f"again from {day} " in single["ErrorInfo"] for day in _days_in(90 * DAY)), single
     batch = await api.call("multiaccount_import", {"Accounts": [a, uid("fresh")]})
     assert batch["FailAccounts"] == [a]
     await api.control("clock", {"Advance": 89 * DAY})
@@ -198,3 +207,52 @@ async def test_pro_deletion_is_switched_on_per_app_and_bans_for_90_days(server_a
         "ResultCode"] == 0
     assert (await api.control("reset", {}))["ErrorCode"] == 0
     assert (await api.call("account_import", {"UserID": a}))["ErrorCode"] == 0
+
+
+@pytest.mark.parametrize("edition", ["developer", "trial"])
+async def test_other_editions_delete_and_import_again_at_once(server_app, client,
+                                                              edition: str) -> None:
+    """§11.5: only a pro app's deletions ban a UserID."""
+    api = Api(client, await make_app(server_app, edition=edition))
+    (a,) = await _imported(api, "a")
+    assert (await api.call("account_delete", {"DeleteItem": [{"UserID": a}]}))["ResultItem"][0][
+        "ResultCode"] == 0
+    assert (await api.call("account_import", {"UserID": a}))["ErrorCode"] == 0
+    assert (await api.call("account_delete", {"DeleteItem": [{"UserID": a}]}))["ResultItem"][0][
+        "ResultCode"] == 0
+    assert (await api.call("multiaccount_import", {"Accounts": [a]}))["FailAccounts"] == []
+
+
+async def test_the_service_says_why_each_account_of_a_batch_failed(server_app, client) -> None:
+    """What the console shows for a batch import (never on the wire: FailAccounts only)."""
+    from timserver.protocol import messages as m
+
+    storage = server_app.state.storage
+    app = await make_app(server_app, edition="pro")
+    app = await storage.update_app(app.sdkappid, allow_delete=True)
+    api = Api(client, app)
+    (gone,) = await _imported(api, "gone")
+    await api.call("account_delete", {"DeleteItem": [{"UserID": gone}]})
+    service = server_app.state.dispatcher.accounts
+    answer = await service.multiaccount_import(app, m.MultiAccountImportRequest(AccountList=[
+        m.AccountListItem(UserID="", Nick="x"), m.AccountListItem(UserID="ok1"),
+        m.AccountListItem(UserID="nick", Nick="n" * 501),
+        m.AccountListItem(UserID=gone)]))
+    assert answer.FailAccounts == ["", "nick", gone]
+    reasons = m.fail_reasons(answer)
+    assert reasons[""] == "UserID is invalid: it is empty."
+    assert reasons["nick"] == "Nick is 501 bytes long; at most 500 are allowed."
+    assert reasons[gone].startswith("It was deleted from this pro-edition app") and reasons[
+        gone].endswith("(70399).")
+    # the date it can come back: 90 days after the deletion, on the app's clock
+    assert any(f"again from {day} " in reasons[gone] for day in _days_in(90 * DAY))
+    assert "UTC (app clock) (70399)." in reasons[gone]
+    assert await storage.existing(app.sdkappid, ["ok1", gone]) == {"ok1"}  # the rest went in
+    old = await service.multiaccount_import(app, m.MultiAccountImportRequest(
+        Accounts=["bad\x01", "fine"]))
+    assert m.fail_reasons(old) == {"bad\x01": "UserID is invalid: it contains a control character."}
+    trial = await make_app(server_app, edition="trial")
+    full = [f"t{i}" for i in range(100)]
+    await service.multiaccount_import(trial, m.MultiAccountImportRequest(Accounts=full))
+    over = await service.multiaccount_import(trial, m.MultiAccountImportRequest(Accounts=["t100"]))
+    assert m.fail_reasons(over) == {"t100": "The app's edition allows no more accounts (70398)."}
