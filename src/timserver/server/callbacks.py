@@ -62,12 +62,13 @@ def sign(token: str, request_time: int) -> str:
 
 
 def callback_query(sdkappid: int, event: Event, callback: Callback,
-                   request_time: int) -> list[tuple[str, str]]:
-    """The query parameters of a delivery, in Tencent's order."""
+                   request_time: int | None) -> list[tuple[str, str]]:
+    """The query parameters of a delivery, in Tencent's order; without ``Sign`` and
+    ``RequestTime`` when ``request_time`` is None (the URL as the deliveries log shows it)."""
     params = [("SdkAppid", str(sdkappid)), ("CallbackCommand", event.command),
               ("contenttype", "json"), ("ClientIP", event.client_ip),
               ("OptPlatform", event.platform)]
-    if callback.token:
+    if callback.token and request_time is not None:
         params += [("Sign", sign(callback.token, request_time)),
                    ("RequestTime", str(request_time))]
     return params
@@ -84,7 +85,7 @@ class Delivery(msgspec.Struct, kw_only=True):
     Time: float  # Unix seconds, when the event happened
     CallbackCommand: str
     UserID: str
-    Url: str  # without Sign (RequestTime stays)
+    Url: str  # without Sign and RequestTime (made when it is sent)
     Body: str
     Status: int | None = None  # the receiver's HTTP status; None: no answer
     Answer: str = ""  # the receiver's body, cut
@@ -121,10 +122,9 @@ class CallbackSender(Plugin):
             self._start()
         self._seq += 1
         body = json.dumps(event.body, ensure_ascii=False, separators=(",", ":"))
-        shown = [(k, v) for k, v in callback_query(app.sdkappid, event, callback, 0)
-                 if k not in ("Sign", "RequestTime")]
+        shown = with_query(callback.url, callback_query(app.sdkappid, event, callback, None))
         delivery = Delivery(Id=self._seq, Time=time.time(), CallbackCommand=event.command,
-                            UserID=event.user_id, Url=with_query(callback.url, shown), Body=body)
+                            UserID=event.user_id, Url=shown, Body=body)
         self._keep(app.sdkappid, delivery)
         shard = zlib.crc32(f"{app.sdkappid}/{event.user_id}".encode()) % SHARDS
         self._waiting += 1

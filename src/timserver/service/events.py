@@ -57,6 +57,11 @@ def event(command: str, user_id: str, body: dict[str, Any], platform: str) -> Ev
     return Event(command, user_id, body, platform, origin.client_ip if origin else "")
 
 
+def millis(seconds: float) -> int:
+    """``EventTime``: Unix milliseconds."""
+    return int(seconds * 1000)
+
+
 def caller() -> str:
     """The identifier of the call being served ("" outside a call)."""
     origin = ORIGIN.get()

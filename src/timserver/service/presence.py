@@ -17,7 +17,7 @@ from ..protocol.errors import TimError
 from ..storage import App, Device, Storage
 from ..storage.base import DeviceChange
 from .clock import Clock
-from .events import CALLBACK_PLATFORMS, STATE_CHANGE, EventSink, event
+from .events import CALLBACK_PLATFORMS, STATE_CHANGE, EventSink, event, millis
 from .rules import userid_problem, userid_problems
 
 #: Mobile platforms: a dropped connection leaves them reachable by offline push.
@@ -154,6 +154,8 @@ class PresenceService:
     async def kicked(self, app: App, user_id: str, platform: str) -> None:
         """After a REST kick: every device logged out, one Logout event if any was online."""
         now = self.clock.now(app.sdkappid)
+        if not await self.storage.devices(app.sdkappid, [user_id]):
+            return  # the usual kick: nothing logged in, no write
         changed = await self.storage.change_devices(app.sdkappid, user_id, lambda ds: [])
         if changed is not None and any(device_status(d, now) != "Offline" for d in changed[0]):
             self._emit(app, user_id, _state_body(user_id, now, "Logout", "Unregister"), platform)
@@ -194,12 +196,8 @@ class PresenceService:
 
 
 def _state_body(user_id: str, now: float, action: str, reason: str) -> dict[str, Any]:
-    return {"CallbackCommand": STATE_CHANGE, "EventTime": _ms(now),
+    return {"CallbackCommand": STATE_CHANGE, "EventTime": millis(now),
             "Info": {"Action": action, "To_Account": user_id, "Reason": reason}}
-
-
-def _ms(seconds: float) -> int:
-    return int(seconds * 1000)
 
 
 Answer = TypeVar("Answer", m.QueryOnlineStatusResponse, m.QueryStateResponse)

@@ -9,7 +9,7 @@ from ..protocol import messages as m
 from ..protocol.errors import TimError
 from ..storage import App, Storage
 from .clock import Clock
-from .events import PORTRAIT_SET, REST_PLATFORM, EventSink, caller, event
+from .events import PORTRAIT_SET, REST_PLATFORM, EventSink, caller, event, millis
 from .rules import MAX_PROFILE_BYTES, userid_problem, userid_problems
 
 NOT_FOUND_INFO = "Err_Profile_Account_Not_Exist: this UserID is not an account of the app."
@@ -77,7 +77,7 @@ class ProfileService:
                                   "import it first.")
         if self.events is not None:
             body = {"CallbackCommand": PORTRAIT_SET, "Operator_Account": caller(),
-                    "From_Account": user_id, "EventTime": int(self.clock.now(app.sdkappid) * 1000),
+                    "From_Account": user_id, "EventTime": millis(self.clock.now(app.sdkappid)),
                     "ProfileItem": [{"Tag": item.Tag, "Value": item.Value}
                                     for item in req.ProfileItem]}
             self.events.emit(app, event(PORTRAIT_SET, user_id, body, REST_PLATFORM))
